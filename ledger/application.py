@@ -1,0 +1,428 @@
+"""The use cases: ``TrialLedger.handle(command, actor)`` is the one entry point for writers.
+
+For each command, in one database transaction:
+
+1. a ``command_id`` already recorded is acknowledged as a duplicate and records nothing;
+2. the aggregates it touches are loaded (a patient; the stratum's escalation);
+3. the policies check it against the state as recorded so far → refusal or go;
+4. the aggregate records the fact (and, for an acknowledged deviation, a
+   ``ProtocolDeviationRecorded`` entry per broken rule);
+5. the events, their ``ledger_entries`` rows and the ``command_id`` are saved together.
+
+A concurrent writer that changed the same aggregate first makes the save fail; the command
+is then checked again against the new state, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, OperationalError, Recording
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.exc import OperationalError as SQLOperationalError
+from sqlalchemy.orm import Session
+
+from ledger.clock import Clock
+from ledger.commands import (
+    COMMAND_OF_EVENT,
+    AssessResponse,
+    Command,
+    CorrectEntry,
+    DecideEscalation,
+    EndTreatment,
+    EnrollPatient,
+    ModifyBosutinibDose,
+    PatientCommand,
+    RecordBosutinibDose,
+    RecordDeath,
+    RecordFollowUp,
+    RecordInoInfusion,
+    ReportToxicity,
+    ResolveToxicity,
+    StartCycle,
+    VoidEntry,
+)
+from ledger.domain import escalation as esc_events
+from ledger.domain import patient as patient_events
+from ledger.domain.escalation import Escalation
+from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
+from ledger.domain.patient import FACT_EVENTS, Patient
+from ledger.domain.values import Actor, Entry, Phase, Role, escalation_aggregate_id, patient_aggregate_id
+from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, RuleViolations, Violation
+from ledger.persistence import CommandRow, EntryRow, EventStore
+from ledger.policies import eligibility, escalation, follow_up, treatment
+from ledger.protocol import Protocol
+from ledger.state import PatientState, StratumState, effective_entries, patient_state, stratum_state
+
+#: parses the raw ``changes`` of a correction for the command that recorded the target entry
+ChangesParser = Callable[[str, dict[str, Any]], dict[str, Any]]
+
+COMMON_FIELDS = {"reason", "deviation", "source", "command_id", "patient_id"}
+#: fields a correction may not change: they decide which records the entry belongs to
+FIXED_FIELDS = {"patient_id", "phase", "stratum", "toxicity_id"}
+#: who may record an acknowledged protocol deviation (rule DEVIATION) or a 3+3 decision
+INVESTIGATOR_ROLES = {Role.INVESTIGATOR}
+
+EVENT_OF_COMMAND: dict[type[Command], type[LedgerEvent]] = {
+    StartCycle: patient_events.CycleStarted,
+    RecordBosutinibDose: patient_events.BosutinibDoseRecorded,
+    ModifyBosutinibDose: patient_events.BosutinibDoseModified,
+    RecordInoInfusion: patient_events.InoInfusionRecorded,
+    ReportToxicity: patient_events.ToxicityReported,
+    ResolveToxicity: patient_events.ToxicityResolved,
+    AssessResponse: patient_events.ResponseAssessed,
+    EndTreatment: patient_events.TreatmentEnded,
+    RecordFollowUp: patient_events.FollowUpRecorded,
+    RecordDeath: patient_events.DeathRecorded,
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command recorded: its entries, the deviations acknowledged, or a duplicate."""
+
+    command: str
+    entry_ids: list[str] = field(default_factory=list)
+    deviations: list[Violation] = field(default_factory=list)
+    duplicate: bool = False
+
+
+class TrialLedger:
+    """The trial's ledger: records commands as events and answers questions about them."""
+
+    max_attempts = 8
+
+    def __init__(self, store: EventStore, protocol: Protocol, clock: Clock, parse_changes: ChangesParser) -> None:
+        self.store = store
+        self.protocol = protocol
+        self.clock = clock
+        self.parse_changes = parse_changes
+        self._sqlite = store.recorder.datastore.engine.dialect.name == "sqlite"  # type: ignore[attr-defined]
+        self._checks: dict[type[Command], Callable[[PatientState, Any], list[Violation]]] = {
+            StartCycle: lambda s, c: treatment.check_start_cycle(s, c, protocol),
+            RecordBosutinibDose: lambda s, c: treatment.check_bosutinib_dose(s, c, protocol),
+            ModifyBosutinibDose: lambda s, c: treatment.check_dose_modification(s, c, protocol),
+            RecordInoInfusion: lambda s, c: treatment.check_ino_infusion(s, c, protocol),
+            ReportToxicity: lambda s, c: treatment.check_death_final(s, c.onset_on, "a toxicity"),
+            ResolveToxicity: self._check_resolution,
+            AssessResponse: lambda s, c: treatment.check_death_final(s, c.assessed_on, "a response assessment"),
+            EndTreatment: lambda s, c: treatment.check_end_treatment(s, c),
+            RecordFollowUp: lambda s, c: follow_up.check_follow_up(s, c, protocol),
+            RecordDeath: lambda s, c: treatment.check_death(s, c),
+        }
+
+    # --- the write path ---------------------------------------------------------------
+
+    def handle(self, command: Command, actor: Actor) -> Outcome:
+        """Record ``command`` for ``actor``, or raise a ``LedgerError`` and record nothing."""
+        for attempt in range(self.max_attempts):
+            try:
+                return self._handle_once(command, actor)
+            except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
+                if not _is_conflict(conflict):
+                    raise
+                time.sleep(0.005 * (2**attempt))
+        raise ConcurrentWriteError(
+            f"{command.name}: the record kept changing under {self.max_attempts} attempts by other writers; "
+            "nothing was recorded, send it again"
+        )
+
+    def handle_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
+        """Record several commands in one transaction: all of them, or none (first refusal raises)."""
+        with self.store.recorder.transaction() as session:
+            self._begin_write(session)
+            return [self._record(session, command, actor) for command in commands]
+
+    def _handle_once(self, command: Command, actor: Actor) -> Outcome:
+        with self.store.recorder.transaction() as session:
+            self._begin_write(session)
+            return self._record(session, command, actor)
+
+    def _begin_write(self, session: Session) -> None:
+        if self._sqlite:
+            # Take SQLite's write lock before reading, so that a concurrent writer waits for
+            # this transaction instead of failing on a stale read at its first insert.
+            session.execute(text("BEGIN IMMEDIATE"))
+
+    def _record(self, session: Session, command: Command, actor: Actor) -> Outcome:
+        if command.command_id is not None:
+            prior = session.get(CommandRow, command.command_id)
+            if prior is not None:
+                return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
+        aggregates, deviations = self._decide(command, actor)
+        owners = {a.id: _owner(a) for a in aggregates}
+        recordings = self.store.save(*aggregates)
+        entry_ids = self._index(session, recordings, owners)
+        if command.command_id is not None:
+            session.add(CommandRow(command_id=command.command_id, recorded_at=self.clock.now(), entry_ids=" ".join(entry_ids)))
+        session.flush()
+        return Outcome(command.name, entry_ids, deviations)
+
+    def _index(self, session: Session, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
+        entry_ids = []
+        for recording in recordings:
+            ev = cast(LedgerEvent, recording.domain_event)
+            data = ev.data()
+            patient_id, stratum = owners[ev.originator_id]
+            session.add(
+                EntryRow(
+                    position=recording.notification.id,
+                    entry_id=ev.entry_id,
+                    aggregate_id=str(ev.originator_id),
+                    aggregate_version=ev.originator_version,
+                    patient_id=data.get("patient_id", patient_id),
+                    stratum=stratum,
+                    kind=type(ev).__name__,
+                    occurred_on=ev.occurred_on,
+                    recorded_at=ev.timestamp,
+                    recorded_by=ev.recorded_by,
+                    role=ev.role.value,
+                    command_id=ev.command_id,
+                    amends_entry_id=data.get("amends_entry_id"),
+                )
+            )
+            entry_ids.append(ev.entry_id)
+        return entry_ids
+
+    def _decide(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        if isinstance(command, EnrollPatient):
+            return self._enroll(command, actor)
+        if isinstance(command, DecideEscalation):
+            return self._decide_escalation(command, actor)
+        if isinstance(command, CorrectEntry):
+            return self._correct(command, actor)
+        if isinstance(command, VoidEntry):
+            return self._void(command, actor)
+        assert isinstance(command, PatientCommand)
+        patient = self.load_patient(command.patient_id)
+        state = patient_state(command.patient_id, patient.entries, self.protocol)
+        violations = self._checks[type(command)](state, command)
+        entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
+        return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
+
+    def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        if self._exists(patient_aggregate_id(cmd.patient_id)):
+            raise CommandRefused("PATIENT-ENROLLED", f"patient {cmd.patient_id} is already enrolled")
+        violations = eligibility.check_eligibility(cmd, self.protocol)
+        esc = self.load_escalation(cmd.stratum)
+        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on)
+        if cmd.phase is Phase.I:
+            violations += escalation.check_cohort(stratum, cmd.patient_id, self.protocol)
+            dose_level = stratum.current_dose_mg
+        else:
+            violations += escalation.check_phase2_open(stratum if esc else None, cmd.stratum)
+            dose_level = stratum.mtd_mg if stratum.mtd_mg is not None else stratum.current_dose_mg
+        entry_id = _new_entry_id()
+        patient = Patient.enroll(
+            **self._envelope(cmd, actor, cmd.enrolled_on, entry_id),
+            **_fields_of(cmd),
+            patient_id=cmd.patient_id,
+            dose_level_mg=dose_level,
+        )
+        aggregates: list[Aggregate] = [patient]
+        if cmd.phase is Phase.I:
+            if esc is None:
+                esc = Escalation.open(
+                    **self._envelope(cmd, actor, cmd.enrolled_on, _new_entry_id()),
+                    stratum=cmd.stratum,
+                    dose_levels_mg=list(self.protocol.dose_levels_mg),
+                )
+            self._append(
+                esc,
+                esc_events.PatientAssignedToDoseLevel,
+                cmd,
+                actor,
+                cmd.enrolled_on,
+                {"patient_id": cmd.patient_id, "dose_mg": dose_level, "assigned_on": cmd.enrolled_on},
+            )
+            aggregates.append(esc)
+        return aggregates, self._settle(violations, cmd, actor, patient, entry_id, cmd.enrolled_on)
+
+    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        if actor.role not in INVESTIGATOR_ROLES:
+            raise CommandRefused("ESC-3PLUS3", f"an escalation decision is recorded by an investigator; {actor.user} acts as {actor.role.value}")
+        esc = self.load_escalation(cmd.stratum)
+        if esc is None:
+            raise CommandRefused("ESC-3PLUS3", f"stratum {cmd.stratum} has no phase I patients; there is nothing to decide")
+        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on)
+        violations = escalation.check_decision(state, cmd, self.protocol)
+        rec = escalation.recommend(state, self.protocol)
+        entry_id = self._append(
+            esc,
+            esc_events.EscalationDecided,
+            cmd,
+            actor,
+            cmd.decided_on,
+            {
+                "decided_on": cmd.decided_on,
+                "dose_mg": cmd.dose_mg,
+                "decision": cmd.decision,
+                "mtd_mg": cmd.mtd_mg,
+                "basis": state.basis,
+                "recommended": rec.action if rec else state.status,
+            },
+        )
+        return [esc], self._settle(violations, cmd, actor, esc, entry_id, cmd.decided_on)
+
+    def _correct(self, cmd: CorrectEntry, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        patient = self.load_patient(cmd.patient_id)
+        target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
+        command_cls = COMMAND_OF_EVENT[target.kind]
+        fixed = sorted(set(cmd.changes) & FIXED_FIELDS)
+        if fixed:
+            raise InvalidCommand({f"changes.{fixed[0]}": "cannot be corrected; void the entry and record it again"})
+        changes = self.parse_changes(command_cls.name, cmd.changes)
+        old_values = {k: target.data.get(k) for k in changes}
+        if all(old_values[k] == v for k, v in changes.items()):
+            raise InvalidCommand({"changes": "corrects nothing: every value equals the recorded one"})
+        others = [e for e in patient.entries if e.entry_id != target.entry_id]
+        state = patient_state(cmd.patient_id, others, self.protocol)
+        corrected_cmd = command_cls(
+            **{k: v for k, v in {**target.data, **changes}.items() if k in _field_names(command_cls) - {"patient_id"}},
+            patient_id=cmd.patient_id,
+        )
+        if isinstance(corrected_cmd, EnrollPatient):
+            violations = eligibility.check_eligibility(corrected_cmd, self.protocol)
+        else:
+            violations = self._checks[command_cls](state, corrected_cmd)
+        occurred_on = corrected_cmd.occurred_on
+        entry_id = self._append(
+            patient,
+            patient_events.EntryCorrected,
+            cmd,
+            actor,
+            occurred_on,
+            {"amends_entry_id": target.entry_id, "changes": changes, "old_values": old_values},
+        )
+        return [patient], self._settle(violations, cmd, actor, patient, entry_id, occurred_on)
+
+    def _void(self, cmd: VoidEntry, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        patient = self.load_patient(cmd.patient_id)
+        target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
+        if target.kind == patient_events.PatientEnrolled.__name__:
+            raise CommandRefused("ENTRY-TARGET", f"the enrollment of patient {cmd.patient_id} cannot be voided; correct its fields instead")
+        entry_id = self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
+        return [patient], []
+
+    def _amendable(self, patient: Patient, entry_id: str, patient_id: str) -> Entry:
+        """CORRECTION-REASON's target: a fact of this patient, still in force."""
+        current = {e.entry_id: e for e in effective_entries(patient.entries)}
+        target = current.get(entry_id)
+        if target is None or target.kind not in FACT_EVENTS:
+            recorded = patient.entry(entry_id)
+            why = "was voided" if recorded and recorded.kind in FACT_EVENTS else "is not a fact recorded for this patient"
+            raise CommandRefused("ENTRY-TARGET", f"entry {entry_id} {why}; patient {patient_id} has no such entry to amend")
+        return target
+
+    def _check_resolution(self, state: PatientState, cmd: ResolveToxicity) -> list[Violation]:
+        tox = state.toxicity(cmd.toxicity_id)
+        if tox is None:
+            raise CommandRefused("ENTRY-TARGET", f"patient {state.patient_id} has no toxicity {cmd.toxicity_id} in force")
+        found = treatment.check_death_final(state, cmd.resolved_on, "a toxicity resolution")
+        if cmd.resolved_on < tox.onset_on:
+            found.append(Violation("TOX-RESOLVED", f"{tox.term} began on {tox.onset_on.isoformat()}; it cannot resolve on {cmd.resolved_on.isoformat()}"))
+        return found
+
+    def _settle(
+        self, violations: list[Violation], cmd: Command, actor: Actor, aggregate: Patient | Escalation, entry_id: str, occurred_on: date
+    ) -> list[Violation]:
+        """Refuse a rule-breaking command, or record it with a deviation entry per rule."""
+        if not violations:
+            return []
+        if not cmd.deviation:
+            raise RuleViolations(violations)
+        if actor.role not in INVESTIGATOR_ROLES:
+            raise CommandRefused("DEVIATION", f"only an investigator may record a protocol deviation; {actor.user} acts as {actor.role.value} ({violations[0]})")
+        for v in violations:
+            self._append(
+                aggregate,
+                ProtocolDeviationRecorded,
+                cmd,
+                actor,
+                occurred_on,
+                {"rule_id": v.rule_id, "message": v.message, "deviating_entry_id": entry_id},
+            )
+        return violations
+
+    def _append(
+        self, aggregate: Patient | Escalation, event_class: type[LedgerEvent], cmd: Command, actor: Actor, occurred_on: date, data: dict[str, Any]
+    ) -> str:
+        entry_id = _new_entry_id()
+        aggregate.record(event_class, **self._envelope(cmd, actor, occurred_on, entry_id), **data)
+        return entry_id
+
+    def _envelope(self, cmd: Command, actor: Actor, occurred_on: date, entry_id: str) -> dict[str, Any]:
+        return {
+            "entry_id": entry_id,
+            "occurred_on": occurred_on,
+            "timestamp": self.clock.now(),
+            "recorded_by": actor.user,
+            "role": actor.role,
+            "reason": cmd.reason,
+            "source": cmd.source,
+            "protocol_version": self.protocol.version,
+            "command_id": cmd.command_id,
+        }
+
+    # --- loading ------------------------------------------------------------------------
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.store.recorder.select_events(aggregate_id, limit=1))
+
+    def load_patient(self, patient_id: str) -> Patient:
+        try:
+            return cast(Patient, self.store.repository.get(patient_aggregate_id(patient_id)))
+        except AggregateNotFoundError:
+            raise CommandRefused("PATIENT-UNKNOWN", f"patient {patient_id} is not enrolled") from None
+
+    def load_escalation(self, stratum: str) -> Escalation | None:
+        try:
+            return cast(Escalation, self.store.repository.get(escalation_aggregate_id(stratum)))
+        except AggregateNotFoundError:
+            return None
+
+    def stratum_state_on(self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: Any = None) -> StratumState:
+        entries = esc.entries if esc else []
+        patients = {}
+        for entry in entries:
+            if entry.kind == esc_events.PatientAssignedToDoseLevel.__name__:
+                pid = entry.data["patient_id"]
+                patients[pid] = patient_state(pid, self.load_patient(pid).entries, self.protocol, as_of=as_of, valid_on=valid_on)
+        return stratum_state(stratum, entries, patients, self.protocol, as_of=as_of, valid_on=valid_on, on=valid_on or self.clock.today())
+
+
+
+def _owner(aggregate: Aggregate) -> tuple[str | None, str | None]:
+    """The patient and stratum an aggregate's entries are indexed under."""
+    if isinstance(aggregate, Patient):
+        return aggregate.patient_id, aggregate.stratum
+    return None, cast(Escalation, aggregate).stratum
+
+
+def _is_conflict(error: Exception) -> bool:
+    """An optimistic-concurrency or lock conflict that a fresh attempt may resolve."""
+    if isinstance(error, (IntegrityError, SQLIntegrityError)):
+        return True
+    message = str(error).lower()
+    return "locked" in message or "deadlock" in message or "could not serialize" in message
+
+
+def _new_entry_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _field_names(cls: type[Command]) -> set[str]:
+    return {f.name for f in fields(cls)}
+
+
+def _fields_of(cmd: Command) -> dict[str, Any]:
+    return {f.name: getattr(cmd, f.name) for f in fields(cmd) if f.name not in COMMON_FIELDS}

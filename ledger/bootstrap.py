@@ -1,0 +1,98 @@
+"""The one place that wires settings, the event store, the protocol and the clock together.
+
+Settings (environment variables, read here only):
+
+- ``LEDGER_DATABASE_URL``: SQLAlchemy URL of the store; default ``sqlite:///ledger.sqlite``
+  in the working directory; ``postgresql+psycopg://user@host/db`` selects PostgreSQL.
+- ``LEDGER_PROTOCOL_VERSION``: the protocol definition in force (default: newest shipped).
+- ``LEDGER_USER`` / ``LEDGER_ROLE``: the acting user until authentication arrives
+  (default: the OS user, acting as ``investigator``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ledger.application import ChangesParser, TrialLedger
+from ledger.clock import Clock, SystemClock
+from ledger.domain.values import Actor, Role
+from ledger.errors import InvalidCommand, StoreUnavailable
+from ledger.database import upgrade
+from ledger.persistence import EventStore, tune_sqlite
+from ledger.protocol import load_protocol
+
+DEFAULT_DATABASE_URL = "sqlite:///ledger.sqlite"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    protocol_version: str | None = None
+    user: str = "unknown"
+    role: Role = Role.INVESTIGATOR
+    aggregate_cache_size: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        role_name = env.get("LEDGER_ROLE", Role.INVESTIGATOR.value)
+        try:
+            role = Role(role_name)
+        except ValueError:
+            raise InvalidCommand({"LEDGER_ROLE": f"unknown role {role_name!r}; one of {', '.join(r.value for r in Role)}"}) from None
+        return cls(
+            database_url=env.get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            protocol_version=env.get("LEDGER_PROTOCOL_VERSION") or None,
+            user=env.get("LEDGER_USER") or _os_user(),
+            role=role,
+        )
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user, self.role)
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def build_store(settings: Settings) -> EventStore:
+    env = {
+        "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
+        "SQLALCHEMY_URL": settings.database_url,
+        "CREATE_TABLE": "y",
+        "AGGREGATE_CACHE_MAXSIZE": str(settings.aggregate_cache_size),
+    }
+    try:
+        store = EventStore(env=env)
+    except Exception as error:  # the driver's own errors vary: say what to check
+        raise StoreUnavailable(f"cannot open the ledger database {_redact(settings.database_url)}: {error}") from error
+    tune_sqlite(store.recorder.datastore.engine)  # type: ignore[attr-defined]
+    return store
+
+
+def build_ledger(settings: Settings | None = None, clock: Clock | None = None, parse_changes: ChangesParser | None = None) -> TrialLedger:
+    """A ready ledger: store opened, the ledger's tables migrated, protocol loaded."""
+    settings = settings or Settings.from_env()
+    store = build_store(settings)
+    upgrade(store.recorder.datastore.engine)  # type: ignore[attr-defined]
+    if parse_changes is None:
+        from ledger.interfaces.schemas import parse_changes as schema_parser
+
+        parse_changes = schema_parser
+    return TrialLedger(store, load_protocol(settings.protocol_version), clock or SystemClock(), parse_changes)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        return f"{scheme}://{credentials.split(':', 1)[0]}@{host}"
+    return url

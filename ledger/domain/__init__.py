@@ -1,0 +1,1 @@
+"""The trial's domain: aggregates, their events and the value types they carry."""

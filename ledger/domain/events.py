@@ -1,0 +1,94 @@
+"""The envelope every stored event carries, and the events shared by both aggregates.
+
+Every fact is an immutable event whose class name is a past-tense verb phrase. Besides its
+own fields each carries the envelope of contract.md:
+
+- ``entry_id``: a stable id that auditors, corrections and downstream consumers cite;
+- ``occurred_on``: the clinical date the fact is about (valid time);
+- ``timestamp``: when it was stored, from the ledger's clock in UTC (transaction time,
+  shown as ``recorded_at``; never supplied by a client);
+- ``recorded_by``, ``role``, ``reason``, ``source``, ``protocol_version``, ``command_id``.
+
+Event classes are stored under their module path (``ledger.domain.patient:CycleStarted``);
+moving one needs ``eventsourcing.utils.register_topic`` or stored events stop loading.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import date
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+
+from ledger.domain.values import Entry, Role
+
+ENVELOPE_FIELDS = frozenset(
+    {
+        "originator_id",
+        "originator_version",
+        "originator_topic",
+        "timestamp",
+        "entry_id",
+        "occurred_on",
+        "recorded_by",
+        "role",
+        "reason",
+        "source",
+        "protocol_version",
+        "command_id",
+    }
+)
+
+
+class LedgerEvent(Aggregate.Event):
+    """Base of every event in the ledger: the envelope, and how it becomes an ``Entry``."""
+
+    #: the field of the event that holds its clinical date (``None``: ``occurred_on`` itself)
+    date_field: ClassVar[str | None] = None
+
+    entry_id: str
+    occurred_on: date
+    recorded_by: str
+    role: Role
+    reason: str | None
+    source: str | None
+    protocol_version: str
+    command_id: str | None
+
+    def data(self) -> dict[str, Any]:
+        """The fact's own fields, without the envelope."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENVELOPE_FIELDS  # type: ignore[arg-type]
+        }
+
+    def as_entry(self) -> Entry:
+        return Entry(
+            entry_id=self.entry_id,
+            kind=type(self).__name__,
+            version=self.originator_version,
+            occurred_on=self.occurred_on,
+            recorded_at=self.timestamp,
+            recorded_by=self.recorded_by,
+            role=self.role.value,
+            reason=self.reason,
+            source=self.source,
+            protocol_version=self.protocol_version,
+            command_id=self.command_id,
+            data=self.data(),
+        )
+
+    def apply(self, aggregate: Aggregate) -> None:
+        aggregate.entries.append(self.as_entry())  # type: ignore[attr-defined]
+
+
+class ProtocolDeviationRecorded(LedgerEvent):
+    """A fact that broke a rule was recorded as an acknowledged protocol deviation.
+
+    ``deviating_entry_id`` is the entry of the fact itself; ``rule_id`` names the rule of
+    protocol.md it broke and ``message`` says how.
+    """
+
+    rule_id: str
+    message: str
+    deviating_entry_id: str

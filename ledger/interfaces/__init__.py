@@ -1,0 +1,1 @@
+"""The ledger's boundaries: marshmallow schemas, the CLI and the bulk importer."""

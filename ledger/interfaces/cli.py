@@ -1,0 +1,232 @@
+"""The ``ledger`` command line: one subcommand per command of contract.md, plus queries.
+
+Exit codes (contract.md): 0 success; 1 refused by a rule or invalid input (stderr names the
+rule or field); 2 usage error; 3 integrity failure; 4 a concurrent-write conflict that
+persisted (send again); 5 the database cannot be reached or opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from eventsourcing.persistence import PersistenceError
+from marshmallow import fields
+from sqlalchemy.exc import SQLAlchemyError
+
+from ledger.application import TrialLedger
+from ledger.bootstrap import Settings, build_ledger
+from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, StoreUnavailable
+from ledger.interfaces import documents, render
+from ledger.interfaces.importer import Progress, count_lines, import_file
+from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
+
+Handler = Callable[[argparse.Namespace, TrialLedger, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = Settings.from_env()
+        ledger = build_ledger(settings)
+        return int(args.handler(args, ledger, settings))
+    except InvalidCommand as error:
+        print(f"invalid: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except CommandRefused as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConcurrentWriteError as error:
+        print(f"conflict: {error}", file=sys.stderr)
+        return EXIT_CONFLICT
+    except (StoreUnavailable, PersistenceError, SQLAlchemyError) as error:
+        print(f"database error: {error}\ncheck LEDGER_DATABASE_URL and that the database server is running", file=sys.stderr)
+        return EXIT_STORE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledger", description="Event-sourced audit ledger of trial NCT02311998.")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name, schema_cls in SCHEMAS.items():
+        _add_command(sub, name, schema_cls)
+
+    imp = sub.add_parser("import", help="run a JSON Lines file of commands, one transaction per line")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--keep-going", action="store_true", help="report refused lines and go on")
+    imp.add_argument("--json", action="store_true", help="print the report as JSON")
+    imp.set_defaults(handler=_import)
+
+    patient = sub.add_parser("patient", help="a patient's state or history").add_subparsers(title="patient", metavar="ACTION")
+    show = patient.add_parser("show", help="the patient's state (contract.md)")
+    show.add_argument("patient_id")
+    _add_time_options(show)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=_patient_show)
+    history = patient.add_parser("history", help="every entry: who recorded what, when and why")
+    history.add_argument("patient_id")
+    history.add_argument("--json", action="store_true")
+    history.set_defaults(handler=_patient_history)
+
+    escalation = sub.add_parser("escalation", help="the phase I 3+3 escalation").add_subparsers(title="escalation", metavar="ACTION")
+    esc_show = escalation.add_parser("show", help="levels, DLTs, decisions and the next action per stratum")
+    esc_show.add_argument("--stratum")
+    _add_time_options(esc_show)
+    esc_show.add_argument("--json", action="store_true")
+    esc_show.set_defaults(handler=_escalation_show)
+
+    migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
+    migrate.set_defaults(handler=lambda a, ledger, s: _print("database is at the newest revision") or EXIT_OK)
+
+    demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def _add_command(sub: Any, name: str, schema_cls: type) -> None:
+    schema = schema_cls()
+    p = sub.add_parser(name.replace("_", "-"), help=f"record {name}")
+    p.set_defaults(handler=_record, command=name)
+    if "patient_id" in schema.fields:
+        p.add_argument("patient_id")
+    for field_name, field in schema.fields.items():
+        if field_name in COMMON_FIELDS:
+            continue
+        option = "--" + field_name.replace("_", "-")
+        if isinstance(field, fields.Boolean):
+            p.add_argument(option, dest=field_name, action=argparse.BooleanOptionalAction, default=None)
+        elif isinstance(field, fields.List):
+            p.add_argument(option, dest=field_name, nargs="*", default=None, metavar="VALUE")
+        elif isinstance(field, fields.Dict):
+            p.add_argument("--set", dest="set_changes", action="append", default=[], metavar="FIELD=VALUE", help="a corrected value (repeatable)")
+            p.add_argument("--changes", dest="changes_json", default=None, metavar="JSON", help="corrected values as a JSON object")
+        else:
+            p.add_argument(option, dest=field_name, default=None, metavar=field_name.upper())
+    p.add_argument("--reason", default=None)
+    p.add_argument("--source", default=None)
+    p.add_argument("--command-id", dest="command_id", default=None)
+    p.add_argument("--deviation", action="store_true", default=None, help="record a rule-breaking fact as an acknowledged deviation (needs --reason)")
+    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
+
+
+def _record(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    schema_fields = SCHEMAS[args.command]().fields
+    data: dict[str, Any] = {"command": args.command}
+    for name in schema_fields:
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = value
+    if args.command == "correct_entry":
+        data["changes"] = _changes(args)
+    outcome = ledger.handle(parse_command(data), settings.actor)
+    if args.json:
+        print(documents.to_json(documents.OutcomeDocument(), outcome))
+    else:
+        print(render.outcome(outcome))
+    return EXIT_OK
+
+
+def _changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    if args.changes_json:
+        try:
+            loaded = json.loads(args.changes_json)
+        except json.JSONDecodeError:
+            raise InvalidCommand({"changes": "is not a JSON object"}) from None
+        if not isinstance(loaded, dict):
+            raise InvalidCommand({"changes": "is not a JSON object"})
+        changes.update(loaded)
+    for item in args.set_changes:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise InvalidCommand({"changes": f"--set {item!r} is not FIELD=VALUE"})
+        changes[name] = value
+    return changes
+
+
+def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    if not args.file.is_file():
+        print(f"usage: no such file: {args.file}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = Progress(count_lines(args.file))
+    try:
+        report = import_file(ledger, args.file, settings.actor, keep_going=args.keep_going, on_line=progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            print(f"line {problem.line}: {problem.kind}: {problem.message}", file=sys.stderr)
+        print(report.summary())
+    return EXIT_OK if report.ok else EXIT_REFUSED
+
+
+def _patient_show(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    from ledger.queries import patient_document
+
+    doc = patient_document(ledger, args.patient_id, as_of=args.as_of, valid_on=args.valid_on)
+    print(documents.to_json(documents.PatientDocument(), doc) if args.json else render.patient(doc))
+    return EXIT_OK
+
+
+def _patient_history(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    from ledger.queries import patient_history
+
+    doc = patient_history(ledger, args.patient_id)
+    print(documents.to_json(documents.HistoryDocument(), doc) if args.json else render.history(doc))
+    return EXIT_OK
+
+
+def _escalation_show(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    from ledger.queries import escalation_document
+
+    doc = escalation_document(ledger, args.stratum, as_of=args.as_of, valid_on=args.valid_on)
+    print(documents.to_json(documents.EscalationDocument(), doc) if args.json else render.escalation(doc))
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    from ledger.demo import run_demo
+
+    return run_demo(ledger, sys.stdout)
+
+
+def _add_time_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as-of", type=_timestamp, default=None, metavar="TIMESTAMP", help="what the ledger knew then (ISO 8601 with offset)")
+    p.add_argument("--valid-on", type=_date, default=None, metavar="DATE", help="the clinical state on that date (default today)")
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 timestamp") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. {text}+00:00")
+    return value
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+
+
+def _print(text: str) -> None:
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The event store and the ledger's own tables beside it.
+
+- ``EventStore``: the eventsourcing application whose recorder (eventsourcing-sqlalchemy)
+  keeps the events in ``ledger_events``, with transcodings for dates and vocabularies.
+- ``EntryRow`` (``ledger_entries``): one row per event, written in the event's transaction:
+  its position in the log, entry id, aggregate, kind and the envelope's times and users.
+  It answers "which entries, in which order, recorded when" without decoding events.
+- ``CommandRow`` (``ledger_commands``): the ``command_id`` of every command that carried
+  one, so a re-sent command is acknowledged as a duplicate and records nothing.
+
+Both tables are created by the Alembic revisions in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+from sqlalchemy import BigInteger, Date, DateTime, Integer, String, Text, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ledger.domain.values import ENUMS
+
+APPLICATION_NAME = "Ledger"  # the event store's tables are named ledger_events, ...
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class EnumAsValue(Transcoding):
+    """A vocabulary member stored as its value, tagged with its class name."""
+
+    def __init__(self, enum: type[Enum]) -> None:
+        self.type = enum
+        self.name = f"enum_{enum.__name__}"
+
+    def encode(self, obj: Enum) -> Any:
+        return obj.value
+
+    def decode(self, data: Any) -> Enum:
+        return self.type(data)
+
+
+class EventStore(Application[UUID]):
+    name = APPLICATION_NAME
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        for enum in ENUMS:
+            transcoder.register(EnumAsValue(enum))
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EntryRow(Base):
+    __tablename__ = "ledger_entries"
+
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    entry_id: Mapped[str] = mapped_column(String(64), unique=True)
+    aggregate_id: Mapped[str] = mapped_column(String(36), index=True)
+    aggregate_version: Mapped[int] = mapped_column(Integer)
+    patient_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    stratum: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    occurred_on: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    recorded_by: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(32))
+    command_id: Mapped[str | None] = mapped_column(String(128))
+    amends_entry_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class CommandRow(Base):
+    __tablename__ = "ledger_commands"
+
+    command_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    entry_ids: Mapped[str] = mapped_column(Text)  # space-separated, in recorded order
+
+
+def tune_sqlite(engine: Engine) -> None:
+    """WAL journal and a generous busy timeout for every new SQLite connection.
+
+    Writers then wait for each other instead of failing, and readers never block writers.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout = 30000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    engine.dispose()  # connections made before the listener get the pragmas on reconnect

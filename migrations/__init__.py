@@ -1,0 +1,1 @@
+"""Alembic revisions for every table trial-ledger owns (the event tables excepted)."""
