@@ -13,8 +13,9 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.aggregate import EntryLog
 from ledger.domain.events import LedgerEvent
-from ledger.domain.values import Decision, Entry, escalation_aggregate_id
+from ledger.domain.values import Decision, escalation_aggregate_id
 
 
 class EscalationOpened(LedgerEvent, Aggregate.Created):
@@ -46,11 +47,8 @@ class EscalationDecided(LedgerEvent):
     recommended: str
 
 
-class Escalation(Aggregate):
+class Escalation(EntryLog):
     """The escalation of one stratum: assignments and decisions, in recorded order."""
-
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
 
     @staticmethod
     def create_id(stratum: str) -> UUID:
@@ -59,9 +57,6 @@ class Escalation(Aggregate):
     @classmethod
     def open(cls, **fields: Any) -> Escalation:
         return cls._create(EscalationOpened, **fields)
-
-    def record(self, event_class: type[LedgerEvent], **fields: Any) -> None:
-        self.trigger_event(event_class, **fields)
 
     @property
     def stratum(self) -> str:

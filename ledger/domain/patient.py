@@ -14,12 +14,12 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
+from ledger.domain.aggregate import EntryLog
 from ledger.domain.events import LedgerEvent
 from ledger.domain.values import (
     Attribution,
     DiseaseStatus,
     EndReason,
-    Entry,
     Mrd,
     Phase,
     Response,
@@ -154,11 +154,8 @@ FACT_EVENTS: dict[str, type[LedgerEvent]] = {
 }
 
 
-class Patient(Aggregate):
+class Patient(EntryLog):
     """One study subject's course: every entry recorded about them, in recorded order."""
-
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
 
     @staticmethod
     def create_id(patient_id: str) -> UUID:
@@ -168,10 +165,6 @@ class Patient(Aggregate):
     def enroll(cls, **fields: Any) -> Patient:
         return cls._create(PatientEnrolled, **fields)
 
-    def record(self, event_class: type[LedgerEvent], **fields: Any) -> None:
-        """Append one fact of the given kind (a ``LedgerEvent`` subclass of this module)."""
-        self.trigger_event(event_class, **fields)
-
     @property
     def patient_id(self) -> str:
         return str(self.entries[0].data["patient_id"])
@@ -179,6 +172,3 @@ class Patient(Aggregate):
     @property
     def stratum(self) -> str:
         return str(self.entries[0].data["stratum"])
-
-    def entry(self, entry_id: str) -> Entry | None:
-        return next((e for e in self.entries if e.entry_id == entry_id), None)
