@@ -30,6 +30,25 @@ CODE = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,63}$", error="must be an upper-case c
 TEXT = validate.Length(min=1, max=2000)
 
 
+class WholeNumber(fields.Integer):
+    """An integer that refuses fractions (``2.5`` is an error, never silently ``2``).
+
+    Accepts ``300``, ``300.0`` and the text ``"300"`` (the CLI passes text).
+    """
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, float) and not value.is_integer():
+            raise self.make_error("invalid", input=value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                raise self.make_error("invalid", input=value) from None
+        return super()._validated(value)
+
+
 def _enum(enum: Any, **kwargs: Any) -> fields.Enum:
     return fields.Enum(enum, by_value=True, **kwargs)
 
@@ -63,24 +82,24 @@ class EnrollPatientSchema(PatientSchema):
     abl_mutations = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True)
     bsa_m2 = fields.Float(required=True, validate=validate.Range(0.1, 5.0))
     stratum = fields.String(load_default="default", validate=IDENTIFIER)
-    birth_year = fields.Integer(load_default=None, validate=validate.Range(1900, 2100))
+    birth_year = WholeNumber(load_default=None, validate=validate.Range(1900, 2100))
     sex = fields.String(load_default=None, validate=validate.OneOf(["F", "M", "U"]))
     site = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
 
 
 class StartCycleSchema(PatientSchema):
-    cycle = fields.Integer(required=True, validate=validate.Range(min=1))
+    cycle = WholeNumber(required=True, validate=validate.Range(min=1))
     started_on = fields.Date(required=True)
 
 
 class RecordBosutinibDoseSchema(PatientSchema):
     taken_on = fields.Date(required=True)
-    dose_mg = fields.Integer(required=True, validate=validate.Range(min=1, max=2000))
+    dose_mg = WholeNumber(required=True, validate=validate.Range(min=1, max=2000))
 
 
 class ModifyBosutinibDoseSchema(PatientSchema):
     effective_on = fields.Date(required=True)
-    dose_mg = fields.Integer(required=True, validate=validate.Range(min=1, max=2000))
+    dose_mg = WholeNumber(required=True, validate=validate.Range(min=1, max=2000))
     reason = fields.String(required=True, validate=TEXT)
 
 
@@ -100,7 +119,7 @@ class RecordInoInfusionSchema(PatientSchema):
 class ReportToxicitySchema(PatientSchema):
     onset_on = fields.Date(required=True)
     term = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    grade = fields.Integer(required=True, validate=validate.Range(1, 5))
+    grade = WholeNumber(required=True, validate=validate.Range(1, 5))
     attribution = _enum(Attribution, required=True)
     serious = fields.Boolean(load_default=False)
     hematologic = fields.Boolean(load_default=False)
@@ -109,7 +128,7 @@ class ReportToxicitySchema(PatientSchema):
 
 
 class ResolveToxicitySchema(PatientSchema):
-    toxicity_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    toxicity_id = fields.String(required=True, validate=IDENTIFIER)
     resolved_on = fields.Date(required=True)
 
 
@@ -140,9 +159,9 @@ class RecordDeathSchema(PatientSchema):
 class DecideEscalationSchema(CommandSchema):
     stratum = fields.String(required=True, validate=IDENTIFIER)
     decided_on = fields.Date(required=True)
-    dose_mg = fields.Integer(required=True, validate=validate.Range(min=1, max=2000))
+    dose_mg = WholeNumber(required=True, validate=validate.Range(min=1, max=2000))
     decision = _enum(Decision, required=True)
-    mtd_mg = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2000))
+    mtd_mg = WholeNumber(load_default=None, allow_none=True, validate=validate.Range(min=1, max=2000))
 
     @validates_schema
     def _mtd_with_conclusion(self, data: dict[str, Any], **_: Any) -> None:
@@ -154,7 +173,7 @@ class DecideEscalationSchema(CommandSchema):
 
 
 class AmendmentSchema(PatientSchema):
-    entry_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    entry_id = fields.String(required=True, validate=IDENTIFIER)
     reason = fields.String(required=True, validate=TEXT, error_messages={"required": "a correction or void must give a reason (rule CORRECTION-REASON)"})
 
 

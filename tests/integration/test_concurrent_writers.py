@@ -1,0 +1,79 @@
+"""Two processes writing the same patient at once: one wins, the other re-reads and re-checks.
+
+Nothing is lost and nothing is recorded twice, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from datetime import date, timedelta
+
+from ledger.application import TrialLedger
+from ledger.bootstrap import Settings, build_ledger
+from ledger.commands import EnrollPatient, RecordBosutinibDose, StartCycle
+from ledger.domain.values import Actor, Phase, Role
+from ledger.errors import RuleViolations
+from ledger.queries import patient_document, patient_history
+
+START = date(2016, 2, 2)
+
+
+def record_doses(url: str, user: str, days: list[int], barrier: multiprocessing.synchronize.Barrier) -> tuple[int, int]:
+    """Record a dose on each cycle day given; (recorded, refused by BOS-DAILY)."""
+    ledger = build_ledger(Settings(database_url=url, user=user))
+    actor = Actor(user, Role.COORDINATOR)
+    recorded = refused = 0
+    barrier.wait()
+    for day in days:
+        try:
+            ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=START + timedelta(days=day - 1), dose_mg=300), actor)
+            recorded += 1
+        except RuleViolations as refusal:
+            assert refusal.rule_id == "BOS-DAILY", refusal
+            refused += 1
+    ledger.store.close()
+    return recorded, refused
+
+
+def prepare(ledger: TrialLedger, investigator: Actor) -> None:
+    ledger.handle(
+        EnrollPatient(
+            patient_id="P001", enrolled_on=date(2016, 2, 1), diagnosis="PH_POS_ALL", phase=Phase.I,
+            cd22_percent=60.0, abl_mutations=[], bsa_m2=1.8,
+        ),
+        investigator,
+    )
+    ledger.handle(StartCycle(patient_id="P001", cycle=1, started_on=START), investigator)
+
+
+def run_two_writers(url: str, first: list[int], second: list[int]) -> list[tuple[int, int]]:
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            jobs = [
+                pool.apply_async(record_doses, (url, "writer.a", first, barrier)),
+                pool.apply_async(record_doses, (url, "writer.b", second, barrier)),
+            ]
+            return [job.get(timeout=120) for job in jobs]
+
+
+def test_two_writers_on_different_days_of_one_patient_lose_nothing(ledger: TrialLedger, database_url: str, investigator: Actor) -> None:
+    prepare(ledger, investigator)
+    results = run_two_writers(database_url, list(range(1, 29, 2)), list(range(2, 29, 2)))
+    assert results == [(14, 0), (14, 0)]
+    entries = patient_history(ledger, "P001")["entries"]
+    doses = sorted(e["data"]["taken_on"] for e in entries if e["type"] == "BosutinibDoseRecorded")
+    assert doses == [START + timedelta(days=i) for i in range(28)]
+    assert patient_document(ledger, "P001", valid_on=date(2016, 3, 1))["bosutinib_doses"] == 28
+
+
+def test_two_writers_racing_for_the_same_days_record_each_day_once(ledger: TrialLedger, database_url: str, investigator: Actor) -> None:
+    prepare(ledger, investigator)
+    days = list(range(1, 29))
+    results = run_two_writers(database_url, days, days)
+    assert sum(r for r, _ in results) == 28
+    assert sum(f for _, f in results) == 28
+    entries = patient_history(ledger, "P001")["entries"]
+    doses = [e["data"]["taken_on"] for e in entries if e["type"] == "BosutinibDoseRecorded"]
+    assert len(doses) == len(set(doses)) == 28
