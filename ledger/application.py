@@ -120,6 +120,11 @@ class TrialLedger:
             RecordDeath: lambda s, c: treatment.check_death(s, c),
         }
 
+    def close(self) -> None:
+        """Release the store and its database connections."""
+        self.store.close()
+        self.store.recorder.datastore.engine.dispose()  # type: ignore[attr-defined]
+
     # --- the write path ---------------------------------------------------------------
 
     def handle(self, command: Command, actor: Actor) -> Outcome:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from dataclasses import fields
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -24,9 +25,12 @@ from sqlalchemy import BigInteger, Date, DateTime, Integer, String, Text, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.domain.values import ENUMS
+from ledger.domain.escalation import Escalation
+from ledger.domain.patient import Patient
+from ledger.domain.values import ENUMS, Entry
 
 APPLICATION_NAME = "Ledger"  # the event store's tables are named ledger_events, ...
+SNAPSHOT_INTERVAL = 100
 
 
 class DateAsISO(Transcoding):
@@ -54,12 +58,33 @@ class EnumAsValue(Transcoding):
         return self.type(data)
 
 
+class EntryAsDict(Transcoding):
+    """An aggregate's entry inside a snapshot."""
+
+    type = Entry
+    name = "entry"
+
+    def encode(self, obj: Entry) -> dict[str, Any]:
+        return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+    def decode(self, data: dict[str, Any]) -> Entry:
+        return Entry(**data)
+
+
 class EventStore(Application[UUID]):
+    """The event store: events in ``ledger_events``, snapshots in ``ledger_snapshots``.
+
+    A snapshot every ``SNAPSHOT_INTERVAL`` events bounds what a new process replays to load
+    a patient; within one process the aggregate cache avoids even that.
+    """
+
     name = APPLICATION_NAME
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Patient: SNAPSHOT_INTERVAL, Escalation: SNAPSHOT_INTERVAL}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(EntryAsDict())
         for enum in ENUMS:
             transcoder.register(EnumAsValue(enum))
 

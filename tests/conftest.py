@@ -1,8 +1,9 @@
 """Fixtures: a ledger on a fresh SQLite file and, when reachable, on PostgreSQL.
 
 ``ledger`` is parametrised over both backends, so every integration test runs on each.
-PostgreSQL is taken from ``LEDGER_TEST_POSTGRES_URL`` (default: the local server's ``test``
-database); each test gets its own schema-free database tables, dropped afterwards. Where no
+PostgreSQL is reached through ``LEDGER_TEST_POSTGRES_URL`` (default: the local server's
+``test`` database); the session creates a database of its own there (so parallel runs never
+meet) and each test starts from empty tables in it. Where no
 server can be reached the PostgreSQL half is skipped with the reason, unless
 ``LEDGER_TEST_REQUIRE_POSTGRES`` is set (as CI does), which makes it fail instead.
 """
@@ -10,6 +11,7 @@ server can be reached the PostgreSQL half is skipped with the reason, unless
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,24 +24,36 @@ from ledger.bootstrap import Settings, build_ledger
 from ledger.clock import FixedClock
 from ledger.domain.values import Actor, Role
 
-POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-LEDGER_TABLES = ("ledger_events", "ledger_entries", "ledger_commands", "ledger_alembic_version")
+SERVER_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+LEDGER_TABLES = ("ledger_events", "ledger_snapshots", "ledger_entries", "ledger_commands", "ledger_alembic_version")
 
 
-def postgres_available() -> str | None:
-    """None when the server answers, else why not."""
+@dataclass(frozen=True)
+class PostgresDatabase:
+    url: str | None  # None: no server could be reached, for the reason in ``why``
+    why: str = ""
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabase]:
+    """A database of this test session's own on the server."""
+    name = f"ledger_test_{os.getpid()}"
     try:
-        engine = create_engine(POSTGRES_URL)
-        with engine.connect() as connection:
-            connection.execute(text("select 1"))
-        engine.dispose()
-        return None
+        admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+            connection.execute(text(f"CREATE DATABASE {name}"))
     except Exception as error:  # any driver error means: not reachable
-        return f"PostgreSQL not reachable at {POSTGRES_URL}: {error.__class__.__name__}"
+        yield PostgresDatabase(None, f"PostgreSQL not reachable at {SERVER_URL}: {error.__class__.__name__}: {error}")
+        return
+    yield PostgresDatabase(SERVER_URL.rsplit("/", 1)[0] + f"/{name}")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
 
 
-def reset_postgres() -> None:
-    engine = create_engine(POSTGRES_URL)
+def reset_postgres(url: str) -> None:
+    engine = create_engine(url)
     with engine.begin() as connection:
         for table in LEDGER_TABLES:
             connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
@@ -51,14 +65,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.sqlite'}"
         return
-    why = postgres_available()
-    if why is not None:
+    server: PostgresDatabase = request.getfixturevalue("postgres")
+    if server.url is None:
         if os.environ.get("LEDGER_TEST_REQUIRE_POSTGRES"):
-            pytest.fail(why)
-        pytest.skip(why)
-    reset_postgres()
-    yield POSTGRES_URL
-    reset_postgres()
+            pytest.fail(server.why)
+        pytest.skip(server.why)
+    reset_postgres(server.url)
+    yield server.url
 
 
 @pytest.fixture
@@ -70,8 +83,7 @@ def clock() -> FixedClock:
 def ledger(database_url: str, clock: FixedClock) -> Iterator[TrialLedger]:
     trial = build_ledger(Settings(database_url=database_url, user="tester"), clock=clock)
     yield trial
-    trial.store.close()
-    trial.store.recorder.datastore.engine.dispose()  # type: ignore[attr-defined]
+    trial.close()
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def record_doses(url: str, user: str, days: list[int], barrier: multiprocessing.
         except RuleViolations as refusal:
             assert refusal.rule_id == "BOS-DAILY", refusal
             refused += 1
-    ledger.store.close()
+    ledger.close()
     return recorded, refused
 
 

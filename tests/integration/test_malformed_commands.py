@@ -82,7 +82,7 @@ def sqlite_ledger(tmp_path: Path, clock: FixedClock) -> Iterator[TrialLedger]:
     """The property runs on the embedded store only: parsing never reaches the database."""
     trial = build_ledger(Settings(database_url=f"sqlite:///{tmp_path / 'ledger.sqlite'}", user="tester"), clock=clock)
     yield trial
-    trial.store.close()
+    trial.close()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
