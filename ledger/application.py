@@ -26,7 +26,10 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
+from eventsourcing_sqlalchemy.datastore import Transaction
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
 from sqlalchemy.orm import Session
@@ -106,7 +109,7 @@ class TrialLedger:
         self.protocol = protocol
         self.clock = clock
         self.parse_changes = parse_changes
-        self._sqlite = store.recorder.datastore.engine.dialect.name == "sqlite"  # type: ignore[attr-defined]
+        self._sqlite = self.engine.dialect.name == "sqlite"
         self._checks: dict[type[Command], Callable[[PatientState, Any], list[Violation]]] = {
             StartCycle: lambda s, c: treatment.check_start_cycle(s, c, protocol),
             RecordBosutinibDose: lambda s, c: treatment.check_bosutinib_dose(s, c, protocol),
@@ -120,10 +123,22 @@ class TrialLedger:
             RecordDeath: lambda s, c: treatment.check_death(s, c),
         }
 
+    @property
+    def recorder(self) -> SQLAlchemyApplicationRecorder:
+        return cast(SQLAlchemyApplicationRecorder, self.store.recorder)
+
+    @property
+    def engine(self) -> Engine:
+        return cast(Engine, self.recorder.datastore.engine)
+
+    def transaction(self, commit: bool = True) -> Transaction:
+        """The store's transaction: events and the ledger's own rows commit together."""
+        return self.recorder.transaction(commit=commit)
+
     def close(self) -> None:
         """Release the store and its database connections."""
         self.store.close()
-        self.store.recorder.datastore.engine.dispose()  # type: ignore[attr-defined]
+        self.engine.dispose()
 
     # --- the write path ---------------------------------------------------------------
 
@@ -143,12 +158,12 @@ class TrialLedger:
 
     def handle_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
         """Record several commands in one transaction: all of them, or none (first refusal raises)."""
-        with self.store.recorder.transaction() as session:
+        with self.transaction() as session:
             self._begin_write(session)
             return [self._record(session, command, actor) for command in commands]
 
     def _handle_once(self, command: Command, actor: Actor) -> Outcome:
-        with self.store.recorder.transaction() as session:
+        with self.transaction() as session:
             self._begin_write(session)
             return self._record(session, command, actor)
 
@@ -315,7 +330,7 @@ class TrialLedger:
         target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
         if target.kind == patient_events.PatientEnrolled.__name__:
             raise CommandRefused("ENTRY-TARGET", f"the enrollment of patient {cmd.patient_id} cannot be voided; correct its fields instead")
-        entry_id = self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
+        self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
         return [patient], []
 
     def _amendable(self, patient: Patient, entry_id: str, patient_id: str) -> Entry:
@@ -346,7 +361,9 @@ class TrialLedger:
         if not cmd.deviation:
             raise RuleViolations(violations)
         if actor.role not in INVESTIGATOR_ROLES:
-            raise CommandRefused("DEVIATION", f"only an investigator may record a protocol deviation; {actor.user} acts as {actor.role.value} ({violations[0]})")
+            raise CommandRefused(
+                "DEVIATION", f"only an investigator may record a protocol deviation; {actor.user} acts as {actor.role.value} ({violations[0]})"
+            )
         for v in violations:
             self._append(
                 aggregate,

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from ledger.application import ChangesParser, TrialLedger
 from ledger.clock import Clock, SystemClock
+from ledger.database import upgrade
 from ledger.domain.values import Actor, Role
 from ledger.errors import InvalidCommand, StoreUnavailable
-from ledger.database import upgrade
 from ledger.persistence import EventStore, tune_sqlite
 from ledger.protocol import load_protocol
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 
@@ -20,7 +20,7 @@ class SystemClock:
     """The server's clock in UTC: the only source of ``recorded_at``."""
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def today(self) -> date:
         return self.now().date()
@@ -38,7 +38,7 @@ class FixedClock:
         return self.at
 
     def today(self) -> date:
-        return self.at.astimezone(timezone.utc).date()
+        return self.at.astimezone(UTC).date()
 
     def advance(self, **delta: float) -> None:
         from datetime import timedelta

@@ -13,9 +13,9 @@ Both tables are created by the Alembic revisions in ``migrations/``.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime
 from enum import Enum
-from dataclasses import fields
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -55,7 +55,8 @@ class EnumAsValue(Transcoding):
         return obj.value
 
     def decode(self, data: Any) -> Enum:
-        return self.type(data)
+        member: Enum = self.type(data)
+        return member
 
 
 class EntryAsDict(Transcoding):

@@ -109,7 +109,7 @@ def follow_up_document(state: PatientState, on: date, ledger: TrialLedger) -> di
 def patient_history(ledger: TrialLedger, patient_id: str) -> dict[str, Any]:
     """Every entry of the patient, oldest first, with its position in the ledger."""
     patient = ledger.load_patient(patient_id)
-    with ledger.store.recorder.transaction(commit=False) as session:
+    with ledger.transaction(commit=False) as session:
         positions = dict(
             session.execute(select(EntryRow.entry_id, EntryRow.position).where(EntryRow.aggregate_id == str(patient.id))).tuples().all()
         )
@@ -134,7 +134,7 @@ def patient_history(ledger: TrialLedger, patient_id: str) -> dict[str, Any]:
 
 
 def strata(ledger: TrialLedger) -> list[str]:
-    with ledger.store.recorder.transaction(commit=False) as session:
+    with ledger.transaction(commit=False) as session:
         rows = session.execute(
             select(EntryRow.stratum).where(EntryRow.kind == EscalationOpened.__name__).order_by(EntryRow.position)
         ).scalars()

@@ -14,8 +14,8 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.domain.escalation import EscalationDecided, PatientAssignedToDoseLevel
-from ledger.domain.patient import FACT_EVENTS, EntryCorrected, EntryVoided
 from ledger.domain.events import ProtocolDeviationRecorded
+from ledger.domain.patient import FACT_EVENTS, EntryCorrected, EntryVoided
 from ledger.domain.values import Entry
 from ledger.policies.dlt import dlt_window, in_dlt_window, is_dose_limiting
 from ledger.protocol import Protocol

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ledger.domain import patient as ev
@@ -17,7 +17,7 @@ from ledger.domain.values import Attribution, Cytogenetic, EndReason, Mrd, Phase
 from ledger.protocol import Protocol, load_protocol
 from ledger.state import PatientState, patient_state
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def d(text: str | date) -> date:

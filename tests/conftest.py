@@ -11,9 +11,9 @@ server can be reached the PostgreSQL half is skipped with the reason, unless
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc))
+    return FixedClock(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

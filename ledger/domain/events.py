@@ -59,7 +59,7 @@ class LedgerEvent(Aggregate.Event):
     def data(self) -> dict[str, Any]:
         """The fact's own fields, without the envelope."""
         return {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENVELOPE_FIELDS  # type: ignore[arg-type]
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENVELOPE_FIELDS
         }
 
     def as_entry(self) -> Entry:

@@ -18,12 +18,12 @@ from ledger.domain.aggregate import EntryLog
 from ledger.domain.events import LedgerEvent
 from ledger.domain.values import (
     Attribution,
+    Cytogenetic,
     DiseaseStatus,
     EndReason,
     Mrd,
     Phase,
     Response,
-    Cytogenetic,
     VitalStatus,
     patient_aggregate_id,
 )

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
+from ledger.database import current_revision
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, StoreUnavailable
 from ledger.interfaces import documents, render
 from ledger.interfaces.importer import Progress, count_lines, import_file
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     esc_show.set_defaults(handler=_escalation_show)
 
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
-    migrate.set_defaults(handler=lambda a, ledger, s: _print("database is at the newest revision") or EXIT_OK)
+    migrate.set_defaults(handler=_migrate)
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
     demo.set_defaults(handler=_demo)
@@ -224,8 +225,10 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
 
 
-def _print(text: str) -> None:
-    print(text)
+def _migrate(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    # build_ledger has upgraded the database already; say where it stands
+    print(f"database is at revision {current_revision(ledger.engine)} (the newest)")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

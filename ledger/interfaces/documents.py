@@ -14,7 +14,7 @@ from typing import Any
 from marshmallow import Schema, fields
 
 
-class JsonValue(fields.Field):
+class JsonValue(fields.Field[Any]):
     """Any value of an event's data: dates and times as ISO 8601, vocabularies as their value."""
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:

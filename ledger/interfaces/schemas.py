@@ -49,7 +49,7 @@ class WholeNumber(fields.Integer):
         return super()._validated(value)
 
 
-def _enum(enum: Any, **kwargs: Any) -> fields.Enum:
+def _enum(enum: Any, **kwargs: Any) -> fields.Enum[Any]:
     return fields.Enum(enum, by_value=True, **kwargs)
 
 

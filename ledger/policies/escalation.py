@@ -47,7 +47,8 @@ def recommend(s: StratumState, protocol: Protocol) -> Recommendation | None:
         below = s.level(levels[i - 1])
         if below.evaluable >= protocol.expanded_cohort_size and below.dlts <= protocol.max_dlts_tolerated:
             return Recommendation("MTD_DECLARED", dose, below.dose_mg, f"{lv.dlts} DLTs at {dose} mg; {below.dlts}/{below.evaluable} at {below.dose_mg} mg")
-        return Recommendation("DE_ESCALATE", dose, None, f"{lv.dlts} DLTs at {dose} mg; {below.dose_mg} mg is to be expanded to {protocol.expanded_cohort_size}")
+        expand = f"{below.dose_mg} mg is to be expanded to {protocol.expanded_cohort_size}"
+        return Recommendation("DE_ESCALATE", dose, None, f"{lv.dlts} DLTs at {dose} mg; {expand}")
     if lv.evaluable + lv.pending < lv.cap:
         return Recommendation(ENROLL, dose, None, f"{lv.evaluable + lv.pending} of {lv.cap} patients at {dose} mg")
     if lv.evaluable < lv.cap:

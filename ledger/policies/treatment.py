@@ -145,7 +145,8 @@ def check_bosutinib_dose(state: PatientState, cmd: RecordBosutinibDose, protocol
     found = check_treatment_window(state, day, "a bosutinib dose")
     cycle = state.cycle_on(day)
     if cycle is None:
-        found.append(Violation("BOS-DAILY", f"no cycle of patient {pid} had started by {_d(day)}; bosutinib is taken on days 1-{protocol.bosutinib_days} of a started cycle"))
+        days = f"days 1-{protocol.bosutinib_days}"
+        found.append(Violation("BOS-DAILY", f"no cycle of patient {pid} had started by {_d(day)}; bosutinib is taken on {days} of a started cycle"))
     else:
         cycle_day = (day - cycle.started_on).days + 1
         if cycle_day > protocol.bosutinib_days:
@@ -201,7 +202,8 @@ def check_ino_infusion(state: PatientState, cmd: RecordInoInfusion, protocol: Pr
     cycle_day = (day - cycle.started_on).days + 1
     scheduled = scheduled_ino_day(cycle_day, protocol) if cycle_day <= protocol.cycle_days else None
     if scheduled is None:
-        found.append(Violation("INO-DAYS", f"{_d(day)} is day {cycle_day} of cycle {cycle.number} of patient {pid}; InO is given on days {_days(protocol)} only"))
+        where = f"day {cycle_day} of cycle {cycle.number} of patient {pid}"
+        found.append(Violation("INO-DAYS", f"{_d(day)} is {where}; InO is given on days {_days(protocol)} only"))
         return found
     day1_only = state.day1_only(cycle)
     if day1_only and scheduled != 1:

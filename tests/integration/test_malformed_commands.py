@@ -72,7 +72,8 @@ def malformed(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
         field = draw(st.sampled_from(sorted(VALID[name])))
         data[field] = draw(st.sampled_from(wrong_values(SCHEMAS[name]().fields[field], field)))
     else:
-        field = draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12).filter(lambda f: f not in SCHEMAS[name]().fields and f != "command"))
+        names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12)
+        field = draw(names.filter(lambda f: f not in SCHEMAS[name]().fields and f != "command"))
         data[field] = 1
     return data, field
 
