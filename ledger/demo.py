@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import TextIO
 
@@ -228,7 +228,7 @@ def run_demo(ledger: TrialLedger, out: TextIO) -> int:
     print(f"Timeline of responder {RESPONDER}:", file=out)
     print(render.history(patient_history(ledger, RESPONDER)), file=out)
     print(file=out)
-    patients = len({s.build.patient_id for s in timeline.ordered() if isinstance(s.build, EnrollPatient)})
+    patients = sum(isinstance(step.build, EnrollPatient) for _, _, step in timeline.steps)
     print(
         f"SYNTHETIC DEMO: recorded {recorded} entries for {patients} synthetic patients "
         f"in {elapsed:.1f} s; MTD {escalation_document(ledger)['strata'][0]['mtd_mg']} mg.",
@@ -242,7 +242,8 @@ def _record(ledger: TrialLedger, steps: list[Step], out: TextIO) -> int:
     ids: dict[str, str] = {}
     count = 0
     for step in steps:
-        command = step.build if isinstance(step.build, Command) else step.build(ids)
+        built = step.build if isinstance(step.build, Command) else step.build(ids)
+        command = replace(built, source=SOURCE)  # every entry is labelled synthetic
         try:
             outcome = ledger.handle(command, step.actor)
         except CommandRefused as error:
@@ -279,10 +280,8 @@ def _trial(protocol: Protocol) -> Timeline:
         (D("2015-07-23"), high, Decision.MTD_DECLARED, mid, f"2/3 DLTs at {high} mg; 1/6 at {mid} mg"),
     ]
     for on, dose, decision, mtd, why in decisions:
-        command = DecideEscalation(
-            stratum=STRATUM, decided_on=on, dose_mg=dose, decision=decision, mtd_mg=mtd, source=SOURCE,
-            reason=f"3+3 review of the DLT windows at {dose} mg",
-        )
+        reason = f"3+3 review at {dose} mg after the DLT windows closed"
+        command = DecideEscalation(stratum=STRATUM, decided_on=on, dose_mg=dose, decision=decision, mtd_mg=mtd, reason=reason)
         mtd_text = f", MTD {mtd} mg" if mtd else ""
         timeline.add(Step(on, INVESTIGATOR, command, say=f"3+3 decision at {dose} mg: {decision.value}{mtd_text} ({why})"))
     return timeline
@@ -295,6 +294,7 @@ def _phase_1(low: int, mid: int, high: int) -> list[Course]:
     cr = Assessed(1, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE)
     cri = Assessed(1, 28, Response.CRi, Cytogenetic.CCyR, Mrd.POSITIVE, 0.002)
     phase = Phase.I
+    # Course(id, phase, enrolled on, bosutinib mg, cycles, birth year, sex, ...)
     return [
         # 300 mg: three patients, no DLT
         Course("D101", phase, D("2015-01-12"), low, 4, 1958, "F", toxicities=(nausea, platelets), assessments=(cri,),
@@ -310,7 +310,7 @@ def _phase_1(low: int, mid: int, high: int) -> list[Course]:
                end_reason=EndReason.COMPLETED),
         Course("D105", phase, D("2015-03-09"), mid, 3, 1951, "M", cd22_percent=85.0,
                toxicities=(Tox(1, 12, "Rash maculo-papular", 3, Attribution.POSSIBLE, resolved_after_days=14), neutrophils),
-               held=(Held(1, 12, 18),), reduction=Reduction(1, 19, mid - 100, "grade 3 rash (DLT); resumed one level lower"),
+               held=(Held(1, 12, 18),), reduction=Reduction(1, 19, low, "grade 3 rash (DLT); resumed one level lower"),
                assessments=(cri,), end_reason=EndReason.TRANSPLANT),
         Course("D106", phase, D("2015-03-16"), mid, 2, 1947, "M", abl_mutations=("Y253H",), toxicities=(nausea,),
                assessments=(Assessed(1, 28, Response.NR, Cytogenetic.NONE, Mrd.POSITIVE, 0.12), Assessed(2, 28, Response.NR)),
@@ -325,12 +325,12 @@ def _phase_1(low: int, mid: int, high: int) -> list[Course]:
         # 500 mg: two DLTs of three, so 400 mg (1/6) is the MTD
         Course("D110", phase, D("2015-06-08"), high, 2, 1950, "M",
                toxicities=(Tox(1, 15, "Alanine aminotransferase increased", 3, Attribution.PROBABLE, resolved_after_days=10), platelets),
-               held=(Held(1, 15, 21),), reduction=Reduction(1, 22, high - 100, "grade 3 ALT increase (DLT); resumed one level lower"),
+               held=(Held(1, 15, 21),), reduction=Reduction(1, 22, mid, "grade 3 ALT increase (DLT); resumed one level lower"),
                assessments=(Assessed(1, 28, Response.PR), Assessed(2, 28, Response.PD)), end_reason=EndReason.PROGRESSION,
                disease_status=DiseaseStatus.RELAPSE),
         Course("D111", phase, D("2015-06-15"), high, 1, 1957, "F",
                toxicities=(Tox(1, 12, "Diarrhea", 3, Attribution.PROBABLE, serious=True, resolved_after_days=8),),
-               held=(Held(1, 12, 18),), reduction=Reduction(1, 19, high - 100, "grade 3 diarrhea (DLT); resumed one level lower"),
+               held=(Held(1, 12, 18),), reduction=Reduction(1, 19, mid, "grade 3 diarrhea (DLT); resumed one level lower"),
                assessments=(Assessed(1, 28, Response.MLFS),), end_reason=EndReason.TOXICITY, disease_status=DiseaseStatus.UNKNOWN),
         Course("D112", phase, D("2015-06-22"), high, 4, 1964, "M", toxicities=(nausea, neutrophils), assessments=(cr,),
                reduction=Reduction(2, 4, mid, f"MTD declared at {mid} mg"), end_reason=EndReason.TRANSPLANT),
@@ -339,8 +339,10 @@ def _phase_1(low: int, mid: int, high: int) -> list[Course]:
 
 def _phase_2(mtd: int) -> list[Course]:
     phase = Phase.II
+    cr_mrd_negative = Assessed(1, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE)
     return [
-        # The responder: CR + CCyR + MRD-negative on day 28 of cycle 1, so cycles 2-6 are day-1-only.
+        # The responder: CR + CCyR + MRD-negative on day 28 of cycle 1, the day before cycle 2
+        # starts, so cycles 2-6 (all started after it) get InO on day 1 only.
         Course(
             RESPONDER, phase, D("2015-08-27"), mtd, 6, 1959, "F", cd22_percent=92.0, bsa_m2=1.72, days_to_cycle_1=4,
             toxicities=(
@@ -349,12 +351,13 @@ def _phase_2(mtd: int) -> list[Course]:
                     corrected_grade=3, correction_reason="source document verification: grade 3 per lab report"),
             ),
             moved_infusion=MovedInfusion(1, 8, 9, "clinic closed on cycle day 8 (Labor Day); InO given on day 9"),
-            assessments=(Assessed(1, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE), Assessed(6, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE)),
+            assessments=(cr_mrd_negative, Assessed(6, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE)),
             end_reason=EndReason.COMPLETED, try_extra_cycle=True,
         ),
         Course("D202", phase, D("2015-09-10"), mtd, 6, 1952, "M", abl_mutations=("E255K",),
                toxicities=(Tox(1, 16, "Neutrophil count decreased", 3, Attribution.POSSIBLE, hematologic=True, resolved_after_days=10),),
-               assessments=(Assessed(1, 28, Response.PR, Cytogenetic.PCyR, Mrd.POSITIVE, 0.03), Assessed(2, 28, Response.CRi, Cytogenetic.CCyR, Mrd.POSITIVE, 0.0004)),
+               assessments=(Assessed(1, 28, Response.PR, Cytogenetic.PCyR, Mrd.POSITIVE, 0.03),
+                            Assessed(2, 28, Response.CRi, Cytogenetic.CCyR, Mrd.POSITIVE, 0.0004)),
                end_reason=EndReason.COMPLETED),
         Course("D203", phase, D("2015-10-01"), mtd, 3, 1945, "M", diagnosis="CML_LYMPHOID_BP",
                toxicities=(Tox(1, 5, "Nausea", 1, Attribution.UNLIKELY, resolved_after_days=4),),
@@ -362,99 +365,103 @@ def _phase_2(mtd: int) -> list[Course]:
                disease_status=DiseaseStatus.RELAPSE, follow_up_days=(84,), died_days_after_end=121, cause_of_death="progressive leukemia"),
         Course("D204", phase, D("2015-10-22"), mtd, 2, 1968, "F",
                toxicities=(Tox(1, 14, "Platelet count decreased", 4, Attribution.POSSIBLE, hematologic=True, resolved_after_days=15),),
-               assessments=(Assessed(1, 28, Response.CR, Cytogenetic.CCyR, Mrd.NEGATIVE),), end_reason=EndReason.TRANSPLANT),
+               assessments=(cr_mrd_negative,), end_reason=EndReason.TRANSPLANT),
     ]
 
 
-def _course_steps(c: Course, protocol: Protocol) -> list[Step]:  # noqa: C901 - one section per kind of fact
+def _course_steps(c: Course, protocol: Protocol) -> list[Step]:
+    """The dated commands of one course, each patient's own steps in the order they happen."""
     pid = c.patient_id
-    cycle_days = protocol.cycle_days
 
     def on(cycle: int, day: int) -> date:
-        return c.cycle_1_on + timedelta(days=(cycle - 1) * cycle_days + day - 1)
+        return c.cycle_1_on + timedelta(days=(cycle - 1) * protocol.cycle_days + day - 1)
 
-    steps = [
-        Step(
-            c.enrolled_on,
-            COORDINATOR,
-            EnrollPatient(
-                patient_id=pid, enrolled_on=c.enrolled_on, diagnosis=c.diagnosis, phase=c.phase, cd22_percent=c.cd22_percent,
-                abl_mutations=list(c.abl_mutations), bsa_m2=c.bsa_m2, stratum=STRATUM, birth_year=c.birth_year, sex=c.sex,
-                site="DEMO", source=SOURCE,
-            ),
-            say=f"{pid} enrolled: phase {c.phase.value}, {c.diagnosis}, bosutinib {c.dose_mg} mg",
-        )
-    ]
+    enroll = EnrollPatient(
+        patient_id=pid, enrolled_on=c.enrolled_on, diagnosis=c.diagnosis, phase=c.phase, cd22_percent=c.cd22_percent,
+        abl_mutations=list(c.abl_mutations), bsa_m2=c.bsa_m2, stratum=STRATUM, birth_year=c.birth_year, sex=c.sex, site="DEMO",
+    )
+    say = f"{pid} enrolled: phase {c.phase.value}, {c.diagnosis}, bosutinib {c.dose_mg} mg"
+    steps = [Step(c.enrolled_on, COORDINATOR, enroll, say=say)]
     responded = min((on(a.cycle, a.day) for a in c.assessments if _qualifies(a, protocol)), default=None)
-    reduced_on = on(c.reduction.cycle, c.reduction.day) if c.reduction else None
-    held = {(h.cycle, day) for h in c.held for day in range(h.first, h.last + 1)}
-    switched = False  # narrate the switch to day-1-only InO once
     for n in range(1, c.cycles + 1):
-        start = on(n, 1)
-        day1_only = responded is not None and start > responded
-        say = None
-        if day1_only and not switched:
-            switched = True
-            say = f"{pid} cycle {n} starts after the response of {responded}: InO on day 1 only, {protocol.responder_ino_mg_m2:g} mg/m2"
-        steps.append(Step(start, COORDINATOR, StartCycle(patient_id=pid, cycle=n, started_on=start, source=SOURCE), say=say))
-        for scheduled in protocol.ino_days:
-            if day1_only and scheduled != protocol.ino_days[0]:
-                continue
-            if day1_only:
-                dose = protocol.responder_ino_mg_m2
-            else:
-                dose = protocol.ino_day1_mg_m2 if scheduled == protocol.ino_days[0] else protocol.ino_later_days_mg_m2
-            moved = c.moved_infusion
-            if moved is not None and (moved.cycle, moved.day) == (n, scheduled):
-                given = on(n, moved.given_day)
-                command = RecordInoInfusion(patient_id=pid, given_on=given, dose_mg_m2=dose, deviation=True, reason=moved.reason, source=SOURCE)
-                steps.append(Step(given, INVESTIGATOR, command, say=f"{pid} InO {dose:g} mg/m2 on cycle {n} day {moved.given_day}: {moved.reason}"))
-            else:
-                given = on(n, scheduled)
-                steps.append(Step(given, COORDINATOR, RecordInoInfusion(patient_id=pid, given_on=given, dose_mg_m2=dose, source=SOURCE)))
-        for day in range(1, protocol.bosutinib_days + 1):
-            if (n, day) in held:
-                continue
-            taken = on(n, day)
-            dose_mg = c.reduction.dose_mg if c.reduction and reduced_on is not None and taken >= reduced_on else c.dose_mg
-            steps.append(Step(taken, COORDINATOR, RecordBosutinibDose(patient_id=pid, taken_on=taken, dose_mg=dose_mg, source=SOURCE)))
-    if c.reduction is not None and reduced_on is not None:
-        command = ModifyBosutinibDose(patient_id=pid, effective_on=reduced_on, dose_mg=c.reduction.dose_mg, reason=c.reduction.reason, source=SOURCE)
-        # recorded first on its date, before that day's dose
-        steps.insert(_first_index_on(steps, reduced_on), Step(reduced_on, INVESTIGATOR, command, say=f"{pid} bosutinib reduced to {c.reduction.dose_mg} mg: {c.reduction.reason}"))
+        steps += _cycle_steps(c, n, on, responded, protocol)
+    if c.reduction is not None:
+        reduced_on = on(c.reduction.cycle, c.reduction.day)
+        modify = ModifyBosutinibDose(patient_id=pid, effective_on=reduced_on, dose_mg=c.reduction.dose_mg, reason=c.reduction.reason)
+        say = f"{pid} bosutinib reduced to {c.reduction.dose_mg} mg: {c.reduction.reason}"
+        # recorded before the first dose at the new level
+        steps.insert(_first_index_on(steps, reduced_on), Step(reduced_on, INVESTIGATOR, modify, say=say))
     for i, t in enumerate(c.toxicities):
-        steps.extend(_toxicity_steps(pid, i, t, on(t.cycle, t.day), protocol))
+        steps += _toxicity_steps(pid, i, t, on(t.cycle, t.day), protocol)
     for a in c.assessments:
         assessed = on(a.cycle, a.day)
-        command = AssessResponse(patient_id=pid, assessed_on=assessed, response=a.response, cytogenetic=a.cytogenetic, mrd=a.mrd, mrd_level=a.mrd_level, source=SOURCE)
+        assess = AssessResponse(
+            patient_id=pid, assessed_on=assessed, response=a.response, cytogenetic=a.cytogenetic, mrd=a.mrd, mrd_level=a.mrd_level
+        )
         details = ", ".join(v.value for v in (a.response, a.cytogenetic) if v is not None) + (f", MRD {a.mrd.value}" if a.mrd else "")
-        steps.append(Step(assessed, INVESTIGATOR, command, say=f"{pid} response on cycle {a.cycle} day {a.day}: {details}"))
+        steps.append(Step(assessed, INVESTIGATOR, assess, say=f"{pid} response on cycle {a.cycle} day {a.day}: {details}"))
     if c.end_reason is not None:
-        steps.extend(_end_steps(c, c.end_reason, on(c.cycles, 1) + timedelta(days=cycle_days)))
+        steps += _end_steps(c, c.end_reason, on(c.cycles, 1) + timedelta(days=protocol.cycle_days))
+    return steps
+
+
+def _cycle_steps(c: Course, n: int, on: Callable[[int, int], date], responded: date | None, protocol: Protocol) -> list[Step]:
+    """Cycle ``n``: its start, the InO infusions its schedule asks for, a bosutinib dose a day."""
+    pid = c.patient_id
+    start = on(n, 1)
+    day1_only = responded is not None and start > responded  # INO-DAY1-ONLY
+    first_day1_only = day1_only and not (n > 1 and responded is not None and on(n - 1, 1) > responded)
+    say = f"{pid} cycle {n} starts after the response of {responded}: InO on day 1 only from now on" if first_day1_only else None
+    steps = [Step(start, COORDINATOR, StartCycle(patient_id=pid, cycle=n, started_on=start), say=say)]
+    day_1 = protocol.ino_days[0]
+    for scheduled in protocol.ino_days:
+        if day1_only and scheduled != day_1:
+            continue
+        dose = _ino_dose(scheduled, day1_only, protocol)
+        moved = c.moved_infusion
+        if moved is not None and (moved.cycle, moved.day) == (n, scheduled):
+            given = on(n, moved.given_day)
+            infusion = RecordInoInfusion(patient_id=pid, given_on=given, dose_mg_m2=dose, deviation=True, reason=moved.reason)
+            say = f"{pid} InO {dose:g} mg/m2 on cycle {n} day {moved.given_day}: {moved.reason}"
+            steps.append(Step(given, INVESTIGATOR, infusion, say=say))
+        else:
+            given = on(n, scheduled)
+            steps.append(Step(given, COORDINATOR, RecordInoInfusion(patient_id=pid, given_on=given, dose_mg_m2=dose)))
+    held = {(h.cycle, day) for h in c.held for day in range(h.first, h.last + 1)}
+    reduced_on = on(c.reduction.cycle, c.reduction.day) if c.reduction else None
+    for day in range(1, protocol.bosutinib_days + 1):
+        if (n, day) in held:
+            continue  # missed doses are not made up
+        taken = on(n, day)
+        dose_mg = c.reduction.dose_mg if c.reduction and reduced_on and taken >= reduced_on else c.dose_mg
+        steps.append(Step(taken, COORDINATOR, RecordBosutinibDose(patient_id=pid, taken_on=taken, dose_mg=dose_mg)))
     return steps
 
 
 def _toxicity_steps(pid: str, i: int, t: Tox, onset: date, protocol: Protocol) -> list[Step]:
+    """The report; its correction a week later (the entry id is known by then); its resolution."""
     label = f"{pid}:toxicity:{i}"
-    command = ReportToxicity(
+    report = ReportToxicity(
         patient_id=pid, onset_on=onset, term=t.term, grade=t.grade, attribution=t.attribution, serious=t.serious,
-        hematologic=t.hematologic, source=SOURCE,
+        hematologic=t.hematologic,
     )
     limiting = t.grade >= protocol.dlt_min_grade and t.attribution.value in protocol.dlt_attributions and not t.hematologic
-    say = f"{pid} {t.term}, grade {t.grade}, {t.attribution.value.lower()}" + (" -- dose-limiting" if limiting and t.cycle == 1 else "")
-    steps = [Step(onset, COORDINATOR, command, say=say if t.grade >= 3 or limiting else None, label=label)]
+    # the common toxicities (nausea, cytopenias: not dose-limiting by definition) go unnarrated
+    say = f"{pid} {t.term}, grade {t.grade}, {t.attribution.value.lower()} -- dose-limiting" if limiting else None
+    steps = [Step(onset, COORDINATOR, report, say=say, label=label)]
     if t.corrected_grade is not None:
         grade, reason = t.corrected_grade, t.correction_reason
 
         def correct(ids: Mapping[str, str]) -> Command:
-            return CorrectEntry(patient_id=pid, entry_id=ids[label], changes={"grade": grade}, reason=reason, source=SOURCE)
+            return CorrectEntry(patient_id=pid, entry_id=ids[label], changes={"grade": grade}, reason=reason)
 
-        steps.append(Step(onset + timedelta(days=7), INVESTIGATOR, correct, say=f"{pid} {t.term} corrected from grade {t.grade} to {grade}: {reason}"))
+        say = f"{pid} {t.term} corrected from grade {t.grade} to {grade}: {reason}"
+        steps.append(Step(onset + timedelta(days=7), INVESTIGATOR, correct, say=say))
     if t.resolved_after_days is not None:
         resolved = onset + timedelta(days=t.resolved_after_days)
 
         def resolve(ids: Mapping[str, str]) -> Command:
-            return ResolveToxicity(patient_id=pid, toxicity_id=ids[label], resolved_on=resolved, source=SOURCE)
+            return ResolveToxicity(patient_id=pid, toxicity_id=ids[label], resolved_on=resolved)
 
         steps.append(Step(resolved, COORDINATOR, resolve))
     return steps
@@ -466,28 +473,30 @@ def _end_steps(c: Course, reason: EndReason, ended: date) -> list[Step]:
     steps = []
     if c.try_extra_cycle:
         extra = c.cycles + 1
-        steps.append(
-            Step(
-                ended, COORDINATOR, StartCycle(patient_id=pid, cycle=extra, started_on=ended, source=SOURCE),
-                say=f"{pid} completed {c.cycles} cycles; the site tries to start cycle {extra}", refusal="CYCLE-CAP",
-            )
-        )
-    steps.append(
-        Step(
-            ended, INVESTIGATOR, EndTreatment(patient_id=pid, ended_on=ended, end_reason=reason, source=SOURCE),
-            say=f"{pid} end of treatment after {c.cycles} cycle(s): {reason.value}",
-        )
-    )
+        attempt = StartCycle(patient_id=pid, cycle=extra, started_on=ended)
+        say = f"{pid} completed {c.cycles} cycles; the site tries to start cycle {extra}"
+        steps.append(Step(ended, COORDINATOR, attempt, say=say, refusal="CYCLE-CAP"))
+    end = EndTreatment(patient_id=pid, ended_on=ended, end_reason=reason)
+    steps.append(Step(ended, INVESTIGATOR, end, say=f"{pid} end of treatment after {c.cycles} cycle(s): {reason.value}"))
     if reason is EndReason.WITHDRAWAL:
-        return steps
+        return steps  # consent withdrawn: no follow-up
     for k, days in enumerate(c.follow_up_days):
         contacted = ended + timedelta(days=days + (k % 3) - 1)  # a day or so either side of the due date
-        command = RecordFollowUp(patient_id=pid, contacted_on=contacted, vital_status=VitalStatus.ALIVE, disease_status=c.disease_status, source=SOURCE)
-        steps.append(Step(contacted, COORDINATOR, command, say=f"{pid} follow-up contact, day {(contacted - ended).days} after end of treatment: alive, {c.disease_status.value.lower()}"))
+        contact = RecordFollowUp(patient_id=pid, contacted_on=contacted, vital_status=VitalStatus.ALIVE, disease_status=c.disease_status)
+        say = f"{pid} follow-up contact on day {(contacted - ended).days} after end of treatment: alive, {c.disease_status.value.lower()}"
+        steps.append(Step(contacted, COORDINATOR, contact, say=say if pid == RESPONDER else None))
     if c.died_days_after_end is not None:
         died = ended + timedelta(days=c.died_days_after_end)
-        steps.append(Step(died, INVESTIGATOR, RecordDeath(patient_id=pid, died_on=died, cause=c.cause_of_death, source=SOURCE), say=f"{pid} died: {c.cause_of_death}"))
+        death = RecordDeath(patient_id=pid, died_on=died, cause=c.cause_of_death)
+        steps.append(Step(died, INVESTIGATOR, death, say=f"{pid} died: {c.cause_of_death}"))
     return steps
+
+
+def _ino_dose(scheduled: int, day1_only: bool, protocol: Protocol) -> float:
+    """INO-DOSE: 1.0 mg/m2 in a day-1-only cycle, else 0.8 on day 1 and 0.5 on days 8 and 15."""
+    if day1_only:
+        return protocol.responder_ino_mg_m2
+    return protocol.ino_day1_mg_m2 if scheduled == protocol.ino_days[0] else protocol.ino_later_days_mg_m2
 
 
 def _first_index_on(steps: list[Step], day: date) -> int:
