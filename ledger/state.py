@@ -453,6 +453,8 @@ def _apply_decision(state: StratumState, decided: Decided, protocol: Protocol) -
             state.too_toxic.add(levels[i])
         state.status = decided.decision
         state.mtd_mg = decided.mtd_mg
+        if decided.mtd_mg is not None:
+            state.current_dose_mg = decided.mtd_mg  # phase II goes on at the MTD
     elif decided.decision == "STOP":
         state.too_toxic.add(levels[i])
         state.status = "STOPPED"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
@@ -51,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConcurrentWriteError as error:
         print(f"conflict: {error}", file=sys.stderr)
         return EXIT_CONFLICT
+    except BrokenPipeError:
+        # the reader went away (``ledger ... | head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (StoreUnavailable, PersistenceError, SQLAlchemyError) as error:
         print(f"database error: {error}\ncheck LEDGER_DATABASE_URL and that the database server is running", file=sys.stderr)
         return EXIT_STORE
