@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "shared" / "examples" / "one-patient.jsonl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "one-patient.jsonl"
 LEDGER = str(Path(sys.executable).parent / "ledger")
 
 PATIENT_KEYS = {

@@ -20,7 +20,7 @@ from ledger.errors import InvalidCommand
 from ledger.interfaces.importer import import_file
 from ledger.interfaces.schemas import SCHEMAS, parse_command
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "shared" / "examples" / "one-patient.jsonl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "one-patient.jsonl"
 
 VALID: dict[str, dict[str, Any]] = {
     "enroll_patient": {"patient_id": "P900", "enrolled_on": "2016-02-01", "diagnosis": "PH_POS_ALL", "phase": "I",

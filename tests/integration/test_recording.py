@@ -25,7 +25,7 @@ from ledger.errors import CommandRefused, InvalidCommand, RuleViolations
 from ledger.interfaces.importer import import_file
 from ledger.queries import patient_document, patient_history
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "shared" / "examples" / "one-patient.jsonl"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "one-patient.jsonl"
 D = date.fromisoformat
 
 
