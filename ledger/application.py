@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import date
+from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
@@ -147,7 +147,7 @@ class TrialLedger:
         for attempt in range(self.max_attempts):
             try:
                 return self._handle_once(command, actor)
-            except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
+            except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError, StaleRead) as conflict:
                 if not _is_conflict(conflict):
                     raise
                 time.sleep(0.005 * (2**attempt))
@@ -178,9 +178,11 @@ class TrialLedger:
             prior = session.get(CommandRow, command.command_id)
             if prior is not None:
                 return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
-        aggregates, deviations = self._decide(command, actor)
+        reads: dict[UUID, int] = {}
+        aggregates, deviations = self._decide(command, actor, reads)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
+        self._check_reads_unchanged(reads, set(owners))
         entry_ids = self._index(session, recordings, owners)
         if command.command_id is not None:
             session.add(CommandRow(command_id=command.command_id, recorded_at=self.clock.now(), entry_ids=" ".join(entry_ids)))
@@ -213,11 +215,26 @@ class TrialLedger:
             entry_ids.append(ev.entry_id)
         return entry_ids
 
-    def _decide(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+    def _check_reads_unchanged(self, reads: dict[UUID, int], saved: set[UUID]) -> None:
+        """Refuse to commit a decision that rested on records another writer has changed since.
+
+        The aggregates saved are guarded by the event store's version check; the others the
+        command only read (the stratum's patients, for a 3+3 decision or an enrollment) are
+        checked here, after the save: by then this transaction holds the write lock (SQLite)
+        or the events table lock (PostgreSQL), so no writer can change them before commit.
+        """
+        for aggregate_id, version in reads.items():
+            if aggregate_id in saved:
+                continue
+            latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+            if latest and latest[0].originator_version != version:
+                raise StaleRead(f"{aggregate_id} changed from version {version} to {latest[0].originator_version}")
+
+    def _decide(self, command: Command, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
         if isinstance(command, EnrollPatient):
-            return self._enroll(command, actor)
+            return self._enroll(command, actor, reads)
         if isinstance(command, DecideEscalation):
-            return self._decide_escalation(command, actor)
+            return self._decide_escalation(command, actor, reads)
         if isinstance(command, CorrectEntry):
             return self._correct(command, actor)
         if isinstance(command, VoidEntry):
@@ -229,12 +246,12 @@ class TrialLedger:
         entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
         return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
 
-    def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+    def _enroll(self, cmd: EnrollPatient, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
         if self._exists(patient_aggregate_id(cmd.patient_id)):
             raise CommandRefused("PATIENT-ENROLLED", f"patient {cmd.patient_id} is already enrolled")
         violations = eligibility.check_eligibility(cmd, self.protocol)
         esc = self.load_escalation(cmd.stratum)
-        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on)
+        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on, reads=reads)
         if cmd.phase is Phase.I:
             violations += escalation.check_cohort(stratum, cmd.patient_id, self.protocol)
             dose_level = stratum.current_dose_mg
@@ -267,13 +284,13 @@ class TrialLedger:
             aggregates.append(esc)
         return aggregates, self._settle(violations, cmd, actor, patient, entry_id, cmd.enrolled_on)
 
-    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
         if actor.role not in INVESTIGATOR_ROLES:
             raise CommandRefused("ESC-3PLUS3", f"an escalation decision is recorded by an investigator; {actor.user} acts as {actor.role.value}")
         esc = self.load_escalation(cmd.stratum)
         if esc is None:
             raise CommandRefused("ESC-3PLUS3", f"stratum {cmd.stratum} has no phase I patients; there is nothing to decide")
-        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on)
+        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on, reads=reads)
         violations = escalation.check_decision(state, cmd, self.protocol)
         rec = escalation.recommend(state, self.protocol)
         entry_id = self._append(
@@ -412,13 +429,19 @@ class TrialLedger:
         except AggregateNotFoundError:
             return None
 
-    def stratum_state_on(self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: Any = None) -> StratumState:
+    def stratum_state_on(
+        self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: datetime | None = None, reads: dict[UUID, int] | None = None
+    ) -> StratumState:
+        """The stratum's escalation folded with its phase I patients; ``reads`` collects their versions."""
         entries = esc.entries if esc else []
         patients = {}
         for entry in entries:
             if entry.kind == esc_events.PatientAssignedToDoseLevel.__name__:
                 pid = entry.data["patient_id"]
-                patients[pid] = patient_state(pid, self.load_patient(pid).entries, self.protocol, as_of=as_of, valid_on=valid_on)
+                patient = self.load_patient(pid)
+                if reads is not None:
+                    reads[patient.id] = patient.version
+                patients[pid] = patient_state(pid, patient.entries, self.protocol, as_of=as_of, valid_on=valid_on)
         return stratum_state(stratum, entries, patients, self.protocol, as_of=as_of, valid_on=valid_on, on=valid_on or self.clock.today())
 
 
@@ -430,9 +453,13 @@ def _owner(aggregate: Aggregate) -> tuple[str | None, str | None]:
     return None, cast(Escalation, aggregate).stratum
 
 
+class StaleRead(Exception):
+    """A record the command read was changed by another writer before this one could commit."""
+
+
 def _is_conflict(error: Exception) -> bool:
     """An optimistic-concurrency or lock conflict that a fresh attempt may resolve."""
-    if isinstance(error, (IntegrityError, SQLIntegrityError)):
+    if isinstance(error, (IntegrityError, SQLIntegrityError, StaleRead)):
         return True
     message = str(error).lower()
     return "locked" in message or "deadlock" in message or "could not serialize" in message
