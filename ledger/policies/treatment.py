@@ -124,9 +124,10 @@ def check_death(state: PatientState, cmd: RecordDeath) -> list[Violation]:
     if state.enrolled_on is not None and cmd.died_on < state.enrolled_on:
         found.append(Violation("TREAT-WINDOW", f"death on {_d(cmd.died_on)} is before enrollment on {_d(state.enrolled_on)}"))
     later = max(
-        [d for d in (_latest_treatment_date(state),) if d is not None]
+        [d for d in (_latest_treatment_date(state), state.treatment_ended_on) if d is not None]
         + [c.contacted_on for c in state.contacts]
         + [t.onset_on for t in state.toxicities]
+        + [t.resolved_on for t in state.toxicities if t.resolved_on is not None]
         + [a.assessed_on for a in state.assessments],
         default=None,
     )

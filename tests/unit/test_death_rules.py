@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from ledger.commands import EndTreatment, RecordBosutinibDose, RecordDeath, RecordFollowUp
+from ledger.domain.patient import ToxicityResolved
 from ledger.domain.values import EndReason, VitalStatus
 from ledger.errors import Violation
 from ledger.policies.follow_up import check_follow_up
@@ -112,3 +113,22 @@ def test_a_death_dated_before_enrollment_is_refused() -> None:
     found = check_death(Course.enrolled("P001", on="2016-02-01").state(), death(date(2016, 1, 31)))
 
     assert rule_ids(found) == ["TREAT-WINDOW"]
+
+
+def test_a_death_dated_before_the_recorded_end_of_treatment_is_refused() -> None:
+    course = on_treatment()
+    course.end("2016-04-01", "PROGRESSION")
+
+    found = check_death(course.state(), death(DIED))
+
+    assert rule_ids(found) == ["DEATH-FINAL"]
+
+
+def test_a_death_dated_before_a_recorded_toxicity_resolution_is_refused() -> None:
+    course = on_treatment()
+    rash = course.toxicity("2016-03-01", grade=2)
+    course.add(ToxicityResolved, "2016-03-20", toxicity_id=rash, resolved_on=date(2016, 3, 20))
+
+    found = check_death(course.state(), death(DIED))
+
+    assert rule_ids(found) == ["DEATH-FINAL"]

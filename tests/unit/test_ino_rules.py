@@ -107,6 +107,7 @@ def test_ino_on_day_8_of_the_cycle_that_started_before_the_response_is_allowed()
 
 
 def test_ino_on_day_8_of_the_next_cycle_after_the_response_is_refused() -> None:
+    # at the responder dose, so that only the day is wrong
     found = check_ino_infusion(responded_in_cycle_two().state(), infusion(day(8, C3), RESPONDER), PROTOCOL)
 
     assert rule_ids(found) == ["INO-DAY1-ONLY"]

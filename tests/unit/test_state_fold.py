@@ -7,7 +7,7 @@ per entry), ``valid_on`` is valid time (the clinical date an entry is about). Cy
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from ledger.commands import RecordBosutinibDose
 from ledger.policies.treatment import check_bosutinib_dose
@@ -30,8 +30,8 @@ def in_cycle_one() -> Course:
     return course
 
 
-def toxicity(course: Course, entry_id: str, **fold: object) -> Toxicity | None:
-    return course.state(**fold).toxicity(entry_id)  # type: ignore[arg-type]
+def toxicity(course: Course, entry_id: str, as_of: datetime | None = None, valid_on: str | None = None) -> Toxicity | None:
+    return course.state(as_of=as_of, valid_on=valid_on).toxicity(entry_id)
 
 
 # --- corrections --------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def test_valid_on_before_enrollment_shows_no_enrolled_patient() -> None:
     assert not in_cycle_one().state(valid_on="2016-01-31").enrolled
 
 
-def back_dated_rash() -> tuple[Course, str, object]:
+def back_dated_rash() -> tuple[Course, str, datetime]:
     """A rash with onset on day 8, recorded after facts dated up to day 30; and the time just before."""
     course = in_cycle_one()
     for n in range(1, 29):
