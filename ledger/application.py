@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
@@ -175,9 +175,9 @@ class TrialLedger:
 
     def _record(self, session: Session, command: Command, actor: Actor) -> Outcome:
         if command.command_id is not None:
-            prior = session.get(CommandRow, command.command_id)
+            prior = session.execute(select(CommandRow.entry_ids).where(CommandRow.command_id == command.command_id)).scalar()
             if prior is not None:
-                return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
+                return Outcome(command.name, prior.split(), duplicate=True)
         reads: dict[UUID, int] = {}
         aggregates, deviations = self._decide(command, actor, reads)
         owners = {a.id: _owner(a) for a in aggregates}
@@ -185,35 +185,35 @@ class TrialLedger:
         self._check_reads_unchanged(reads, set(owners))
         entry_ids = self._index(session, recordings, owners)
         if command.command_id is not None:
-            session.add(CommandRow(command_id=command.command_id, recorded_at=self.clock.now(), entry_ids=" ".join(entry_ids)))
-        session.flush()
+            session.execute(insert(CommandRow), [{"command_id": command.command_id, "recorded_at": self.clock.now(), "entry_ids": " ".join(entry_ids)}])
         return Outcome(command.name, entry_ids, deviations)
 
     def _index(self, session: Session, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
-        entry_ids = []
+        """One ``ledger_entries`` row per recorded event, in the events' transaction."""
+        rows: list[dict[str, Any]] = []
         for recording in recordings:
             ev = cast(LedgerEvent, recording.domain_event)
             data = ev.data()
             patient_id, stratum = owners[ev.originator_id]
-            session.add(
-                EntryRow(
-                    position=recording.notification.id,
-                    entry_id=ev.entry_id,
-                    aggregate_id=str(ev.originator_id),
-                    aggregate_version=ev.originator_version,
-                    patient_id=data.get("patient_id", patient_id),
-                    stratum=stratum,
-                    kind=type(ev).__name__,
-                    occurred_on=ev.occurred_on,
-                    recorded_at=ev.timestamp,
-                    recorded_by=ev.recorded_by,
-                    role=ev.role.value,
-                    command_id=ev.command_id,
-                    amends_entry_id=data.get("amends_entry_id"),
-                )
+            rows.append(
+                {
+                    "position": recording.notification.id,
+                    "entry_id": ev.entry_id,
+                    "aggregate_id": str(ev.originator_id),
+                    "aggregate_version": ev.originator_version,
+                    "patient_id": data.get("patient_id", patient_id),
+                    "stratum": stratum,
+                    "kind": type(ev).__name__,
+                    "occurred_on": ev.occurred_on,
+                    "recorded_at": ev.timestamp,
+                    "recorded_by": ev.recorded_by,
+                    "role": ev.role.value,
+                    "command_id": ev.command_id,
+                    "amends_entry_id": data.get("amends_entry_id"),
+                }
             )
-            entry_ids.append(ev.entry_id)
-        return entry_ids
+        session.execute(insert(EntryRow), rows)
+        return [str(row["entry_id"]) for row in rows]
 
     def _check_reads_unchanged(self, reads: dict[UUID, int], saved: set[UUID]) -> None:
         """Refuse to commit a decision that rested on records another writer has changed since.
