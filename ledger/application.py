@@ -23,7 +23,7 @@ from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Cache, LRUCache
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
@@ -60,7 +60,7 @@ from ledger.domain.escalation import Escalation
 from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
 from ledger.domain.patient import FACT_EVENTS, Patient
 from ledger.domain.values import Actor, Entry, Phase, Role, escalation_aggregate_id, patient_aggregate_id
-from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, RuleViolations, Violation
+from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, RuleViolations, Violation
 from ledger.persistence import CommandRow, EntryRow, EventStore
 from ledger.policies import eligibility, escalation, follow_up, treatment
 from ledger.protocol import Protocol
@@ -156,11 +156,55 @@ class TrialLedger:
             "nothing was recorded, send it again"
         )
 
-    def handle_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
-        """Record several commands in one transaction: all of them, or none (first refusal raises)."""
-        with self.transaction() as session:
-            self._begin_write(session)
-            return [self._record(session, command, actor) for command in commands]
+    def handle_batch(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool = True) -> list[Outcome | LedgerError]:
+        """Record several commands in one transaction, each atomic on its own.
+
+        Each command runs in a savepoint: a refused or invalid one records nothing and is
+        answered with its error in the result list, in order. With ``stop_at_refusal`` the
+        batch ends at the first refusal (what came before it is committed). A conflict with
+        a concurrent writer rolls the whole batch back; it is then recorded command by
+        command, each with the retries of ``handle``.
+        """
+        try:
+            with self.transaction() as session:
+                self._begin_write(session)
+                results: list[Outcome | LedgerError] = []
+                for command in commands:
+                    try:
+                        with session.begin_nested():
+                            results.append(self._record(session, command, actor))
+                    except (CommandRefused, InvalidCommand) as refusal:
+                        results.append(refusal)
+                        if stop_at_refusal:
+                            break
+                return results
+        except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError, StaleRead) as conflict:
+            self._forget_cached()
+            if not _is_conflict(conflict):
+                raise
+        except BaseException:
+            self._forget_cached()
+            raise
+        return self._one_by_one(commands, actor, stop_at_refusal)
+
+    def _one_by_one(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool) -> list[Outcome | LedgerError]:
+        results: list[Outcome | LedgerError] = []
+        for command in commands:
+            try:
+                results.append(self.handle(command, actor))
+            except (CommandRefused, InvalidCommand) as refusal:
+                results.append(refusal)
+                if stop_at_refusal:
+                    break
+        return results
+
+    def _forget_cached(self) -> None:
+        """Drop cached aggregates: within a rolled-back batch they may have seen its events."""
+        repository = self.store.repository
+        if isinstance(repository.cache, LRUCache):
+            repository.cache = LRUCache(maxsize=repository.cache.maxsize)
+        elif repository.cache is not None:
+            repository.cache = Cache()
 
     def _handle_once(self, command: Command, actor: Actor) -> Outcome:
         with self.transaction() as session:

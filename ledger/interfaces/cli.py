@@ -25,7 +25,7 @@ from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, StoreUnavailable
 from ledger.interfaces import documents, render
-from ledger.interfaces.importer import Progress, count_lines, import_file
+from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="run a JSON Lines file of commands, one transaction per line")
     imp.add_argument("file", type=Path)
     imp.add_argument("--keep-going", action="store_true", help="report refused lines and go on")
+    imp.add_argument(
+        "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, metavar="N",
+        help=f"lines committed per transaction (default {DEFAULT_BATCH_SIZE}; 1 = one transaction per line)",
+    )
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
     imp.set_defaults(handler=_import)
 
@@ -166,7 +170,7 @@ def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
         return EXIT_USAGE
     progress = Progress(count_lines(args.file))
     try:
-        report = import_file(ledger, args.file, settings.actor, keep_going=args.keep_going, on_line=progress)
+        report = import_file(ledger, args.file, settings.actor, keep_going=args.keep_going, on_line=progress, batch_size=args.batch_size)
     finally:
         progress.close()
     if args.json:
@@ -221,6 +225,12 @@ def _timestamp(text: str) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. {text}+00:00")
     return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _date(text: str) -> date:

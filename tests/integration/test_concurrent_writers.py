@@ -5,17 +5,21 @@ Nothing is lost and nothing is recorded twice, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from datetime import date, timedelta
+from pathlib import Path
 
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.commands import EnrollPatient, RecordBosutinibDose, StartCycle
 from ledger.domain.values import Actor, Phase, Role
 from ledger.errors import RuleViolations
+from ledger.interfaces.importer import import_file
 from ledger.queries import patient_document, patient_history
 
 START = date(2016, 2, 2)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "one-patient.jsonl"
 
 
 def record_doses(url: str, user: str, days: list[int], barrier: multiprocessing.synchronize.Barrier) -> tuple[int, int]:
@@ -77,3 +81,29 @@ def test_two_writers_racing_for_the_same_days_record_each_day_once(ledger: Trial
     entries = patient_history(ledger, "P001")["entries"]
     doses = [e["data"]["taken_on"] for e in entries if e["type"] == "BosutinibDoseRecorded"]
     assert len(doses) == len(set(doses)) == 28
+
+
+def import_with(url: str, user: str, path: str, barrier: multiprocessing.synchronize.Barrier) -> tuple[int, int, int]:
+    """Import the file; (recorded, duplicates, problems)."""
+    ledger = build_ledger(Settings(database_url=url, user=user))
+    barrier.wait()
+    report = import_file(ledger, Path(path), Actor(user, Role.COORDINATOR), batch_size=10)
+    ledger.close()
+    return report.recorded, report.duplicates, len(report.problems)
+
+
+def test_two_imports_of_one_file_with_command_ids_record_each_line_once(ledger: TrialLedger, database_url: str, tmp_path: Path) -> None:
+    lines = [json.loads(line) for line in EXAMPLE.read_text().splitlines()]
+    path = tmp_path / "ids.jsonl"
+    path.write_text("\n".join(json.dumps({**line, "command_id": f"line-{n}"}) for n, line in enumerate(lines)) + "\n")
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager:
+        barrier = manager.Barrier(2)
+        with context.Pool(2) as pool:
+            jobs = [pool.apply_async(import_with, (database_url, user, str(path), barrier)) for user in ("importer.a", "importer.b")]
+            results = [job.get(timeout=120) for job in jobs]
+    assert sum(r for r, _, _ in results) == len(lines)
+    assert all(recorded + duplicates == len(lines) and problems == 0 for recorded, duplicates, problems in results)
+    entries = patient_history(ledger, "S001")["entries"]
+    assert len(entries) == len(lines)
+    assert len({e["entry_id"] for e in entries}) == len(lines)
