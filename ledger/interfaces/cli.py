@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     esc_show.add_argument("--json", action="store_true")
     esc_show.set_defaults(handler=_escalation_show)
 
+    decisions = sub.add_parser("decisions", help="each 3+3 decision, its basis, and whether the rule would still give it")
+    decisions.add_argument("--stratum")
+    decisions.add_argument("--json", action="store_true")
+    decisions.set_defaults(handler=_decisions)
+
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
     migrate.set_defaults(handler=_migrate)
 
@@ -203,6 +208,14 @@ def _escalation_show(args: argparse.Namespace, ledger: TrialLedger, settings: Se
 
     doc = escalation_document(ledger, args.stratum, as_of=args.as_of, valid_on=args.valid_on)
     print(documents.to_json(documents.EscalationDocument(), doc) if args.json else render.escalation(doc))
+    return EXIT_OK
+
+
+def _decisions(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    from ledger.provenance import decisions_document
+
+    doc = decisions_document(ledger, args.stratum)
+    print(documents.to_json(documents.DecisionsDocument(), doc) if args.json else render.decisions(doc))
     return EXIT_OK
 
 

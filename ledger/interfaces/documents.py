@@ -124,6 +124,28 @@ class EscalationDocument(Ordered):
     valid_on = fields.Date()
 
 
+class DecisionDocument(Ordered):
+    entry_id = fields.String()
+    stratum = fields.String()
+    dose_mg = fields.Integer()
+    decision = fields.String()
+    mtd_mg = fields.Integer(allow_none=True)
+    decided_on = fields.Date()
+    recorded_at = fields.AwareDateTime()
+    recorded_by = fields.String()
+    role = fields.String()
+    reason = fields.String(allow_none=True)
+    basis = fields.List(fields.String())
+    recommended_then = fields.String()
+    recommended_now = fields.String()
+    basis_now = fields.List(fields.String())
+    basis_changed = fields.Boolean()
+
+
+class DecisionsDocument(Ordered):
+    decisions = fields.List(fields.Nested(DecisionDocument))
+
+
 class ViolationDocument(Ordered):
     rule_id = fields.String()
     message = fields.String()

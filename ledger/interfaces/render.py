@@ -56,3 +56,21 @@ def escalation(doc: dict[str, Any]) -> str:
         for lv in s["levels"]:
             out.append(f"  {lv['dose_mg']:>8} {lv['patients']:>9} {lv['evaluable']:>10} {lv['dlts']:>5}  {lv['decision'] or '-'}")
     return "\n".join(out)
+
+
+def decisions(doc: dict[str, Any]) -> str:
+    d = plain(doc)
+    if not d["decisions"]:
+        return "No escalation decision has been recorded."
+    out = []
+    for x in d["decisions"]:
+        mtd = f", MTD {x['mtd_mg']} mg" if x["mtd_mg"] else ""
+        flag = "  ** BASIS CHANGED **" if x["basis_changed"] else ""
+        out.append(f"{x['decided_on']}  stratum {x['stratum']}  {x['dose_mg']} mg: {x['decision']}{mtd}{flag}")
+        out.append(f"    by {x['recorded_by']} ({x['role']}) at {x['recorded_at']}  entry {x['entry_id']}")
+        out.append(f"    rule then: {x['recommended_then']}; rule now: {x['recommended_now']}; rested on {len(x['basis'])} entries")
+        if x["basis_changed"]:
+            added = sorted(set(x["basis_now"]) - set(x["basis"]))
+            gone = sorted(set(x["basis"]) - set(x["basis_now"]))
+            out.append(f"    facts since: +{', '.join(added) or '-'}  -{', '.join(gone) or '-'}")
+    return "\n".join(out)
