@@ -14,15 +14,15 @@ Both tables are created by the Alembic revisions in ``migrations/``.
 from __future__ import annotations
 
 from dataclasses import fields
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, Transcoding
-from sqlalchemy import BigInteger, Date, DateTime, Integer, String, Text, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, Date, DateTime, Integer, String, Text, TypeDecorator, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.domain.escalation import Escalation
@@ -90,6 +90,29 @@ class EventStore(Application[UUID]):
             transcoder.register(EnumAsValue(enum))
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A point in time, always given back timezone-aware in UTC.
+
+    SQLite keeps no offset: values are stored as UTC there and read back as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("a recorded time must carry its timezone")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -105,7 +128,7 @@ class EntryRow(Base):
     stratum: Mapped[str | None] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(64), index=True)
     occurred_on: Mapped[date] = mapped_column(Date)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     recorded_by: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(32))
     command_id: Mapped[str | None] = mapped_column(String(128))
@@ -116,7 +139,7 @@ class CommandRow(Base):
     __tablename__ = "ledger_commands"
 
     command_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     entry_ids: Mapped[str] = mapped_column(Text)  # space-separated, in recorded order
 
 

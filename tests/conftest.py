@@ -25,7 +25,6 @@ from ledger.clock import FixedClock
 from ledger.domain.values import Actor, Role
 
 SERVER_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-LEDGER_TABLES = ("ledger_events", "ledger_snapshots", "ledger_entries", "ledger_commands", "ledger_alembic_version")
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,11 @@ def postgres() -> Iterator[PostgresDatabase]:
 
 
 def reset_postgres(url: str) -> None:
+    """Empty the session's database: every table the ledger (or a test) made goes."""
     engine = create_engine(url)
     with engine.begin() as connection:
-        for table in LEDGER_TABLES:
-            connection.execute(text(f"DROP TABLE IF EXISTS {table} CASCADE"))
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 
 

@@ -8,6 +8,7 @@ persisted (send again); 5 the database cannot be reached or opened.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,10 +24,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
+from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, StoreUnavailable
 from ledger.interfaces import documents, render
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
+from ledger.projections.projector import Projector
+from ledger.projections.queries import audit_trail, trial_summary
+from ledger.projections.tables import PROJECTIONS
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
 
@@ -100,6 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--json", action="store_true")
     decisions.set_defaults(handler=_decisions)
 
+    project = sub.add_parser("project", help="bring the read models up to date with the events")
+    project.add_argument("--follow", action="store_true", help="keep them current for writers in other processes (Ctrl-C stops)")
+    project.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval with --follow")
+    project.set_defaults(handler=_project_command)
+
+    rebuild = sub.add_parser("rebuild", help="rebuild the read models from the first event and swap them in")
+    rebuild.add_argument("--projection", choices=PROJECTIONS, help="one projection (default: all)")
+    rebuild.add_argument("--json", action="store_true")
+    rebuild.set_defaults(handler=_rebuild)
+
+    audit = sub.add_parser("audit", help="the audit trail: every entry, who, when, why; old and new value of corrections")
+    audit.add_argument("--patient")
+    audit.add_argument("--as-of", type=_timestamp, default=None, metavar="TIMESTAMP", help="only entries recorded by then")
+    audit.add_argument("--limit", type=_positive, default=None, metavar="N")
+    audit.add_argument("--json", action="store_true")
+    audit.set_defaults(handler=_audit)
+
+    summary = sub.add_parser("summary", help="enrolled per phase and stratum, status and best-response counts")
+    summary.add_argument("--valid-on", type=_date, default=None, metavar="DATE", help="the clinical date (default today)")
+    summary.add_argument("--json", action="store_true")
+    summary.set_defaults(handler=_summary)
+
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
     migrate.set_defaults(handler=_migrate)
 
@@ -144,6 +171,7 @@ def _record(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
     if args.command == "correct_entry":
         data["changes"] = _changes(args)
     outcome = ledger.handle(parse_command(data), settings.actor)
+    Projector(ledger).catch_up()
     if args.json:
         print(documents.to_json(documents.OutcomeDocument(), outcome))
     else:
@@ -178,6 +206,7 @@ def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
         report = import_file(ledger, args.file, settings.actor, keep_going=args.keep_going, on_line=progress, batch_size=args.batch_size)
     finally:
         progress.close()
+        _catch_up(ledger)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -222,7 +251,54 @@ def _decisions(args: argparse.Namespace, ledger: TrialLedger, settings: Settings
 def _demo(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     from ledger.demo import run_demo
 
-    return run_demo(ledger, sys.stdout)
+    code = run_demo(ledger, sys.stdout)
+    _catch_up(ledger)
+    return code
+
+
+def _catch_up(ledger: TrialLedger) -> None:
+    progress = Progress(0, label="projecting", unit="events")
+    try:
+        Projector(ledger).catch_up(on_progress=progress.position)
+    finally:
+        progress.close()
+
+
+def _project_command(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    projector = Projector(ledger)
+    if not args.follow:
+        print(f"{projector.catch_up()} events applied; read models are current")
+        return EXIT_OK
+    print(f"following the ledger every {args.interval:g} s (Ctrl-C stops)", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):
+        projector.follow(args.interval)
+    return EXIT_OK
+
+
+def _rebuild(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    projections = [args.projection] if args.projection else list(PROJECTIONS)
+    progress = Progress(0, label="rebuilding", unit="events")
+    try:
+        last = Projector(ledger, projections).rebuild(on_progress=progress.position)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps({"projections": projections, "position": last}))
+    else:
+        print(f"rebuilt {', '.join(projections)} up to position {last}")
+    return EXIT_OK
+
+
+def _audit(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    doc = audit_trail(ledger, patient_id=args.patient, as_of=args.as_of, limit=args.limit)
+    print(json.dumps(plain(doc), indent=2) if args.json else render.audit(doc))
+    return EXIT_OK
+
+
+def _summary(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
+    doc = trial_summary(ledger, args.valid_on)
+    print(json.dumps(plain(doc), indent=2) if args.json else render.summary(doc))
+    return EXIT_OK
 
 
 def _add_time_options(p: argparse.ArgumentParser) -> None:

@@ -7,11 +7,11 @@ names, order and formats (dates ``YYYY-MM-DD``, times ISO 8601 with offset).
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
-from enum import Enum
 from typing import Any
 
 from marshmallow import Schema, fields
+
+from ledger.encoding import plain
 
 
 class JsonValue(fields.Field[Any]):
@@ -19,18 +19,6 @@ class JsonValue(fields.Field[Any]):
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return plain(value)
-
-
-def plain(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
-    return value
 
 
 class Ordered(Schema):

@@ -162,29 +162,43 @@ class _Run:
 
 
 class Progress:
-    """A one-line progress bar on standard error, drawn only on a terminal."""
+    """A one-line progress bar on standard error, drawn only on a terminal.
 
-    def __init__(self, total: int, stream: TextIO = sys.stderr, every: float = 0.2) -> None:
+    ``total`` of 0 means "as far as the caller says": ``position(done, total)`` moves it.
+    """
+
+    def __init__(self, total: int, stream: TextIO = sys.stderr, every: float = 0.2, label: str = "importing", unit: str = "lines") -> None:
         self.total = max(total, 1)
         self.stream = stream
         self.every = every
+        self.label = label
+        self.unit = unit
         self.enabled = stream.isatty()
         self.started = time.perf_counter()
         self.last = 0.0
+        self.drawn = False
 
     def __call__(self, line: int, report: ImportReport) -> None:
+        self.draw(line, report.lines)
+
+    def position(self, done: int, total: int) -> None:
+        self.total = max(total, 1)
+        self.draw(done, done)
+
+    def draw(self, done: int, count: int) -> None:
         now = time.perf_counter()
-        if not self.enabled or (now - self.last < self.every and line < self.total):
+        if not self.enabled or (now - self.last < self.every and done < self.total):
             return
         self.last = now
-        done = min(line / self.total, 1.0)
-        bar = "#" * int(done * 30)
-        rate = report.lines / max(now - self.started, 1e-9)
-        self.stream.write(f"\rimporting [{bar:<30}] {line}/{self.total} lines {rate:.0f}/s")
+        self.drawn = True
+        fraction = min(done / self.total, 1.0)
+        bar = "#" * int(fraction * 30)
+        rate = count / max(now - self.started, 1e-9)
+        self.stream.write(f"\r{self.label} [{bar:<30}] {done}/{self.total} {self.unit} {rate:.0f}/s")
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and self.drawn:
             self.stream.write("\n")
             self.stream.flush()
 

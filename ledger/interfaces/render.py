@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.application import Outcome
-from ledger.interfaces.documents import plain
+from ledger.encoding import plain
 
 
 def outcome(result: Outcome) -> str:
@@ -74,3 +74,25 @@ def decisions(doc: dict[str, Any]) -> str:
             gone = sorted(set(x["basis"]) - set(x["basis_now"]))
             out.append(f"    facts since: +{', '.join(added) or '-'}  -{', '.join(gone) or '-'}")
     return "\n".join(out)
+
+
+def audit(doc: dict[str, Any]) -> str:
+    d = plain(doc)
+    lines = [f"{'pos':>7}  {'recorded_at':<32} {'by':<20} {'role':<13} {'event':<26} {'patient':<8} detail"]
+    for e in d["entries"]:
+        detail = f"{e['field']}: {e['old_value']} -> {e['new_value']}" if e["field"] else ""
+        if e["reason"]:
+            detail += f"  reason: {e['reason']}"
+        lines.append(
+            f"{e['position']:>7}  {e['recorded_at']:<32} {e['recorded_by']:<20} {e['role']:<13} {e['event_type']:<26} {e['patient_id'] or '-':<8} {detail}"
+        )
+    return "\n".join(lines)
+
+
+def summary(doc: dict[str, Any]) -> str:
+    d = plain(doc)
+    lines = [f"Trial summary on {d['valid_on']}: {d['patients']} patients"]
+    lines += [f"  phase {e['phase']:<3} stratum {e['stratum']:<12} {e['patients']:>4} enrolled" for e in d["enrolled"]]
+    lines.append("  status:        " + ", ".join(f"{k} {v}" for k, v in d["status"].items()))
+    lines.append("  best response: " + (", ".join(f"{k} {v}" for k, v in d["best_response"].items()) or "-"))
+    return "\n".join(lines)

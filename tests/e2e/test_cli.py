@@ -147,3 +147,23 @@ def test_an_unreachable_database_exits_5_saying_what_to_check(tmp_path: Path) ->
     done = cli("patient", "show", "S001")
     assert done.returncode == 5
     assert "LEDGER_DATABASE_URL" in done.stderr
+
+
+def test_read_models_are_current_when_a_command_returns(imported: Cli) -> None:
+    audit = imported.json("audit", "--patient", "S001")
+    assert len(audit["entries"]) == 38  # 37 patient entries and the dose-level assignment
+    done = imported("start-cycle", "S001", "--cycle", "3", "--started-on", "2016-03-29")
+    assert done.returncode == 0, done.stderr
+    latest = imported.json("audit", "--patient", "S001")["entries"][-1]
+    assert latest["event_type"] == "CycleStarted" and latest["recorded_by"] == "e2e.user"
+    summary = imported.json("summary", "--valid-on", "2016-03-29")
+    assert summary["patients"] == 1 and summary["status"] == {"ON_TREATMENT": 1}
+
+
+def test_rebuild_swaps_in_identical_read_models(imported: Cli) -> None:
+    before = imported.json("audit")
+    done = imported("rebuild", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["projections"] == ["audit_trail", "patients"]
+    assert imported.json("audit") == before
+    assert imported("project").stdout.startswith("0 events applied")

@@ -1,0 +1,1 @@
+"""Read models: SQL tables rebuilt from the events, each kept current with its position."""
