@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 from ledger.application import ChangesParser, TrialLedger
 from ledger.clock import Clock, SystemClock
-from ledger.database import upgrade
+from ledger.database import current_revision, head_revision, is_new, upgrade
 from ledger.domain.values import Actor, Role
-from ledger.errors import InvalidCommand, StoreUnavailable
+from ledger.errors import DatabaseBehind, InvalidCommand, StoreUnavailable
 from ledger.persistence import EventStore, tune_sqlite
 from ledger.protocol import load_protocol
 
@@ -77,11 +77,27 @@ def build_store(settings: Settings) -> EventStore:
     return store
 
 
-def build_ledger(settings: Settings | None = None, clock: Clock | None = None, parse_changes: ChangesParser | None = None) -> TrialLedger:
-    """A ready ledger: store opened, the ledger's tables migrated, protocol loaded."""
+def build_ledger(
+    settings: Settings | None = None, clock: Clock | None = None, parse_changes: ChangesParser | None = None, migrate: bool = False
+) -> TrialLedger:
+    """A ready ledger: store opened, protocol loaded, the database's tables at the newest revision.
+
+    A new database gets its tables; one made by an older version of the ledger is refused
+    (``DatabaseBehind``) unless ``migrate`` — ``ledger migrate`` — upgrades it.
+    """
     settings = settings or Settings.from_env()
     store = build_store(settings)
-    upgrade(store.recorder.datastore.engine)  # type: ignore[attr-defined]
+    engine = store.recorder.datastore.engine  # type: ignore[attr-defined]
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        if not (migrate or is_new(engine)):
+            store.close()
+            engine.dispose()
+            raise DatabaseBehind(
+                f"the database {_redact(settings.database_url)} is at revision {current or 'none'} and this ledger needs "
+                f"{head}: back it up, then run `ledger migrate`"
+            )
+        upgrade(engine)
     if parse_changes is None:
         from ledger.interfaces.schemas import parse_changes as schema_parser
 

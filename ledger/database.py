@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 
 import migrations
@@ -33,6 +34,11 @@ def head_revision() -> str | None:
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+
+
+def is_new(engine: Engine) -> bool:
+    """No table of the ledger's own exists yet (the event store may have made its tables)."""
+    return current_revision(engine) is None and not inspect(engine).has_table("ledger_entries")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:

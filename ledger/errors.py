@@ -5,7 +5,8 @@
     ├── CommandRefused        a rule of protocol.md (or of the ledger) said no  (exit 1)
     │   └── RuleViolations    one or more protocol rules, each with its id
     ├── ConcurrentWriteError  other writers kept changing the same record      (exit 4)
-    └── StoreUnavailable      the database cannot be reached or opened          (exit 5)
+    ├── StoreUnavailable      the database cannot be reached or opened          (exit 5)
+    └── DatabaseBehind        the database's tables are at an older revision    (exit 6)
 
 Every refusal changes nothing. ``rule_id`` is an id of protocol.md, or one of the ledger's
 own (``PATIENT-UNKNOWN``, ``PATIENT-ENROLLED``, ``ENTRY-TARGET``, ``DEVIATION``), listed in
@@ -73,3 +74,7 @@ class ConcurrentWriteError(LedgerError):
 
 class StoreUnavailable(LedgerError):
     """The event store cannot be reached or opened."""
+
+
+class DatabaseBehind(LedgerError):
+    """The database was made by an older version of the ledger: ``ledger migrate`` upgrades it."""

@@ -2,7 +2,8 @@
 
 Exit codes (contract.md): 0 success; 1 refused by a rule or invalid input (stderr names the
 rule or field); 2 usage error; 3 integrity failure; 4 a concurrent-write conflict that
-persisted (send again); 5 the database cannot be reached or opened.
+persisted (send again); 5 the database cannot be reached or opened; 6 the database's tables are
+at an older revision (run ``ledger migrate``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
 from ledger.encoding import plain
-from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, StoreUnavailable
+from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, StoreUnavailable
 from ledger.interfaces import documents, render
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
@@ -33,7 +34,7 @@ from ledger.projections.projector import Projector
 from ledger.projections.queries import audit_trail, trial_summary
 from ledger.projections.tables import PROJECTIONS
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE = 0, 1, 2, 3, 4, 5
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND = 0, 1, 2, 3, 4, 5, 6
 
 Handler = Callable[[argparse.Namespace, TrialLedger, Settings], int]
 
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
-        ledger = build_ledger(settings)
+        ledger = build_ledger(settings, migrate=getattr(args, "migrates", False))
         return int(args.handler(args, ledger, settings))
     except InvalidCommand as error:
         print(f"invalid: {error}", file=sys.stderr)
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConcurrentWriteError as error:
         print(f"conflict: {error}", file=sys.stderr)
         return EXIT_CONFLICT
+    except DatabaseBehind as error:
+        print(f"database behind: {error}", file=sys.stderr)
+        return EXIT_BEHIND
     except BrokenPipeError:
         # the reader went away (``ledger ... | head``): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -128,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(handler=_summary)
 
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
-    migrate.set_defaults(handler=_migrate)
+    migrate.set_defaults(handler=_migrate, migrates=True)
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
     demo.set_defaults(handler=_demo)
@@ -330,7 +334,7 @@ def _date(text: str) -> date:
 
 
 def _migrate(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    # build_ledger has upgraded the database already; say where it stands
+    # build_ledger(migrate=True) has upgraded the database; say where it stands
     print(f"database is at revision {current_revision(ledger.engine)} (the newest)")
     return EXIT_OK
 
