@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
@@ -461,15 +461,29 @@ class TrialLedger:
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.store.recorder.select_events(aggregate_id, limit=1))
 
-    def load_patient(self, patient_id: str) -> Patient:
-        try:
-            return cast(Patient, self.store.repository.get(patient_aggregate_id(patient_id)))
-        except AggregateNotFoundError:
-            raise CommandRefused("PATIENT-UNKNOWN", f"patient {patient_id} is not enrolled") from None
+    def load_patient(self, patient_id: str, as_of: datetime | None = None) -> Patient:
+        """The patient's aggregate; with ``as_of``, only the events recorded by then are read."""
+        aggregate = self._load(patient_aggregate_id(patient_id), as_of)
+        if aggregate is None:
+            when = f" as of {as_of.isoformat()}" if as_of else ""
+            raise CommandRefused("PATIENT-UNKNOWN", f"patient {patient_id} is not enrolled{when}")
+        return cast(Patient, aggregate)
 
-    def load_escalation(self, stratum: str) -> Escalation | None:
+    def load_escalation(self, stratum: str, as_of: datetime | None = None) -> Escalation | None:
+        return cast(Escalation | None, self._load(escalation_aggregate_id(stratum), as_of))
+
+    def _load(self, aggregate_id: UUID, as_of: datetime | None) -> Aggregate | None:
+        """Load an aggregate, up to the last version recorded by ``as_of`` (from the entry index)."""
+        version = None
+        if as_of is not None:
+            with self.transaction(commit=False) as session:
+                version = session.execute(
+                    select(func.max(EntryRow.aggregate_version)).where(EntryRow.aggregate_id == str(aggregate_id), EntryRow.recorded_at <= as_of)
+                ).scalar()
+            if version is None:
+                return None
         try:
-            return cast(Escalation, self.store.repository.get(escalation_aggregate_id(stratum)))
+            return cast(Aggregate, self.store.repository.get(aggregate_id, version=version))
         except AggregateNotFoundError:
             return None
 
@@ -482,7 +496,7 @@ class TrialLedger:
         for entry in entries:
             if entry.kind == esc_events.PatientAssignedToDoseLevel.__name__:
                 pid = entry.data["patient_id"]
-                patient = self.load_patient(pid)
+                patient = self.load_patient(pid, as_of)
                 if reads is not None:
                     reads[patient.id] = patient.version
                 patients[pid] = patient_state(pid, patient.entries, self.protocol, as_of=as_of, valid_on=valid_on)

@@ -23,7 +23,7 @@ from ledger.state import PatientState, patient_state
 
 def patient_document(ledger: TrialLedger, patient_id: str, as_of: datetime | None = None, valid_on: date | None = None) -> dict[str, Any]:
     valid_on = valid_on or ledger.clock.today()
-    patient = ledger.load_patient(patient_id)
+    patient = ledger.load_patient(patient_id, as_of)
     state = patient_state(patient_id, patient.entries, ledger.protocol, as_of=as_of, valid_on=valid_on)
     if not state.enrolled:
         when = f" as of {as_of.isoformat()}" if as_of else ""
@@ -133,22 +133,23 @@ def patient_history(ledger: TrialLedger, patient_id: str) -> dict[str, Any]:
     }
 
 
-def strata(ledger: TrialLedger) -> list[str]:
+def strata(ledger: TrialLedger, as_of: datetime | None = None) -> list[str]:
+    """The strata whose escalation had opened by ``as_of`` (default: now)."""
+    query = select(EntryRow.stratum).where(EntryRow.kind == EscalationOpened.__name__).order_by(EntryRow.position)
+    if as_of is not None:
+        query = query.where(EntryRow.recorded_at <= as_of)
     with ledger.transaction(commit=False) as session:
-        rows = session.execute(
-            select(EntryRow.stratum).where(EntryRow.kind == EscalationOpened.__name__).order_by(EntryRow.position)
-        ).scalars()
-        return [s for s in rows if s is not None]
+        return [s for s in session.execute(query).scalars() if s is not None]
 
 
 def escalation_document(
     ledger: TrialLedger, stratum: str | None = None, as_of: datetime | None = None, valid_on: date | None = None
 ) -> dict[str, Any]:
     valid_on = valid_on or ledger.clock.today()
-    names = [stratum] if stratum else strata(ledger)
+    names = [stratum] if stratum else strata(ledger, as_of)
     documents = []
     for name in names:
-        s = ledger.stratum_state_on(name, ledger.load_escalation(name), valid_on=valid_on, as_of=as_of)
+        s = ledger.stratum_state_on(name, ledger.load_escalation(name, as_of), valid_on=valid_on, as_of=as_of)
         rec = recommend(s, ledger.protocol)
         documents.append(
             {

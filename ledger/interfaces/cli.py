@@ -121,13 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="the audit trail: every entry, who, when, why; old and new value of corrections")
     audit.add_argument("--patient")
-    audit.add_argument("--as-of", type=_timestamp, default=None, metavar="TIMESTAMP", help="only entries recorded by then")
+    _add_time_options(audit)
     audit.add_argument("--limit", type=_positive, default=None, metavar="N")
     audit.add_argument("--json", action="store_true")
     audit.set_defaults(handler=_audit)
 
     summary = sub.add_parser("summary", help="enrolled per phase and stratum, status and best-response counts")
-    summary.add_argument("--valid-on", type=_date, default=None, metavar="DATE", help="the clinical date (default today)")
+    _add_time_options(summary)
     summary.add_argument("--json", action="store_true")
     summary.set_defaults(handler=_summary)
 
@@ -294,13 +294,13 @@ def _rebuild(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) 
 
 
 def _audit(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    doc = audit_trail(ledger, patient_id=args.patient, as_of=args.as_of, limit=args.limit)
+    doc = audit_trail(ledger, patient_id=args.patient, as_of=args.as_of, valid_on=args.valid_on, limit=args.limit)
     print(json.dumps(plain(doc), indent=2) if args.json else render.audit(doc))
     return EXIT_OK
 
 
 def _summary(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    doc = trial_summary(ledger, args.valid_on)
+    doc = trial_summary(ledger, args.valid_on, args.as_of)
     print(json.dumps(plain(doc), indent=2) if args.json else render.summary(doc))
     return EXIT_OK
 
