@@ -102,3 +102,38 @@ def _rows_as_of(ledger: TrialLedger, as_of: datetime) -> tuple[Rows, Rows]:
         patients += rows["rm_patients"]
         responses += rows["rm_responses"]
     return patients, responses
+
+
+def escalation_levels(ledger: TrialLedger, stratum: str, valid_on: date | None = None) -> list[dict[str, Any]]:
+    """Patients, evaluable, DLTs and last decision per dose level on ``valid_on``, from the read models.
+
+    The same counts as ``ledger escalation show`` (rule DLT-WINDOW's evaluability), by a
+    scan of the stratum's phase I rows rather than a replay of its patients.
+    """
+    on = valid_on or ledger.clock.today()
+    tables = read_model_tables()
+    phase1, decisions = tables["rm_phase1_patients"], tables["rm_escalation_decisions"]
+    with ledger.engine.connect() as connection:
+        patients = [dict(r._mapping) for r in connection.execute(select(phase1).where(phase1.c.stratum == stratum, phase1.c.enrolled_on <= on))]
+        decided = connection.execute(
+            select(decisions.c.dose_mg, decisions.c.decision)
+            .where(decisions.c.stratum == stratum, decisions.c.decided_on <= on)
+            .order_by(decisions.c.decided_on, decisions.c.recorded_at)
+        ).tuples().all()
+    last_decision = dict(decided)
+    levels = []
+    for dose in ledger.protocol.dose_levels_mg:
+        rows = [p for p in patients if p["dose_mg"] == dose]
+        dlts = [p for p in rows if p["first_dlt_on"] is not None and p["first_dlt_on"] <= on]
+        evaluable = len(dlts) + sum(1 for p in rows if p not in dlts and _window_passed(p, on))
+        levels.append({"dose_mg": dose, "patients": len(rows), "evaluable": evaluable, "dlts": len(dlts), "decision": last_decision.get(dose)})
+    return levels
+
+
+def _window_passed(p: dict[str, Any], on: date) -> bool:
+    """Evaluable without a DLT: the window has ended, and the patient did not leave before its last day."""
+    last = p["dlt_window_ends_on"]
+    if last is None or on <= last:
+        return False
+    left = p["left_on"]
+    return left is None or left > on or left >= last

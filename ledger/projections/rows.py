@@ -161,7 +161,8 @@ def _phase1(patient_id: str, s: PatientState, protocol: Protocol) -> list[dict[s
             "dose_mg": s.dose_level_mg,
             "cycle1_started_on": start,
             "dlt_window_ends_on": dlt_window(start, protocol)[1] if start else None,
-            "dlt": s.dlt,
+            "enrolled_on": s.enrolled_on,
+            "first_dlt_on": min((t.onset_on for t in s.toxicities if t.dlt), default=None),
             "left_on": left,
         }
     ]

@@ -146,7 +146,8 @@ def read_model_tables(suffix: str = "") -> ReadModelTables:
             Column("dose_mg", Integer, nullable=False),
             Column("cycle1_started_on", Date),
             Column("dlt_window_ends_on", Date),
-            Column("dlt", Boolean, nullable=False),
+            Column("enrolled_on", Date, nullable=False),
+            Column("first_dlt_on", Date),  # onset of the first DLT that counts (DLT-WINDOW)
             Column("left_on", Date),  # end of treatment or death, whichever came first
         ),
         table(

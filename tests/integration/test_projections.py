@@ -113,3 +113,14 @@ def test_the_trial_summary_counts_patients_statuses_and_responses(ledger: TrialL
     assert {e["phase"]: e["patients"] for e in late["enrolled"]} == {"I": 12, "II": 4}
     assert sum(late["status"].values()) == 16 and "ON_TREATMENT" not in late["status"]
     assert sum(late["best_response"].values()) == 16
+
+
+def test_escalation_levels_from_the_read_models_match_the_replayed_escalation(ledger: TrialLedger) -> None:
+    from ledger.projections.queries import escalation_levels
+    from ledger.queries import escalation_document
+
+    run_demo(ledger, io.StringIO())
+    Projector(ledger).catch_up()
+    for on in ("2015-01-20", "2015-02-26", "2015-03-25", "2015-04-16", "2015-06-04", "2015-06-30", "2015-07-23", "2016-06-01"):
+        replayed = escalation_document(ledger, "default", valid_on=D(on))["strata"][0]["levels"]
+        assert escalation_levels(ledger, "default", D(on)) == replayed, on
