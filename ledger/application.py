@@ -62,9 +62,10 @@ from ledger.domain.patient import FACT_EVENTS, Patient
 from ledger.domain.values import Actor, Entry, Phase, Role, escalation_aggregate_id, patient_aggregate_id
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, RuleViolations, Violation
 from ledger.persistence import CommandRow, EntryRow, EventStore
-from ledger.policies import eligibility, escalation, follow_up, treatment
+from ledger.policies import eligibility, escalation
+from ledger.policies.course import check_not_future, check_patient_command, command_of, later_conflicts
 from ledger.protocol import Protocol
-from ledger.state import PatientState, StratumState, effective_entries, patient_state, stratum_state
+from ledger.state import StratumState, corrected, effective_entries, patient_state, stratum_state
 
 #: parses the raw ``changes`` of a correction for the command that recorded the target entry
 ChangesParser = Callable[[str, dict[str, Any]], dict[str, Any]]
@@ -110,18 +111,6 @@ class TrialLedger:
         self.clock = clock
         self.parse_changes = parse_changes
         self._sqlite = self.engine.dialect.name == "sqlite"
-        self._checks: dict[type[Command], Callable[[PatientState, Any], list[Violation]]] = {
-            StartCycle: lambda s, c: treatment.check_start_cycle(s, c, protocol),
-            RecordBosutinibDose: lambda s, c: treatment.check_bosutinib_dose(s, c, protocol),
-            ModifyBosutinibDose: lambda s, c: treatment.check_dose_modification(s, c, protocol),
-            RecordInoInfusion: lambda s, c: treatment.check_ino_infusion(s, c, protocol),
-            ReportToxicity: lambda s, c: treatment.check_death_final(s, c.onset_on, "a toxicity"),
-            ResolveToxicity: self._check_resolution,
-            AssessResponse: lambda s, c: treatment.check_death_final(s, c.assessed_on, "a response assessment"),
-            EndTreatment: lambda s, c: treatment.check_end_treatment(s, c),
-            RecordFollowUp: lambda s, c: follow_up.check_follow_up(s, c, protocol),
-            RecordDeath: lambda s, c: treatment.check_death(s, c),
-        }
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -147,7 +136,7 @@ class TrialLedger:
         for attempt in range(self.max_attempts):
             try:
                 return self._handle_once(command, actor)
-            except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError, StaleRead) as conflict:
+            except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
                 if not _is_conflict(conflict):
                     raise
                 time.sleep(0.005 * (2**attempt))
@@ -178,7 +167,7 @@ class TrialLedger:
                         if stop_at_refusal:
                             break
                 return results
-        except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError, StaleRead) as conflict:
+        except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
             self._forget_cached()
             if not _is_conflict(conflict):
                 raise
@@ -212,21 +201,24 @@ class TrialLedger:
             return self._record(session, command, actor)
 
     def _begin_write(self, session: Session) -> None:
+        """Take the store's write lock before reading: writers queue instead of conflicting.
+
+        It also makes ``recorded_at`` (read from the clock after this) follow commit order
+        across writers, so "as of" a time never shows an entry committed after one it hides.
+        """
         if self._sqlite:
-            # Take SQLite's write lock before reading, so that a concurrent writer waits for
-            # this transaction instead of failing on a stale read at its first insert.
             session.execute(text("BEGIN IMMEDIATE"))
+        else:
+            session.execute(text(f"LOCK TABLE {self.recorder.events_table_name} IN EXCLUSIVE MODE"))
 
     def _record(self, session: Session, command: Command, actor: Actor) -> Outcome:
         if command.command_id is not None:
             prior = session.execute(select(CommandRow.entry_ids).where(CommandRow.command_id == command.command_id)).scalar()
             if prior is not None:
                 return Outcome(command.name, prior.split(), duplicate=True)
-        reads: dict[UUID, int] = {}
-        aggregates, deviations = self._decide(command, actor, reads)
+        aggregates, deviations = self._decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
-        self._check_reads_unchanged(reads, set(owners))
         entry_ids = self._index(session, recordings, owners)
         if command.command_id is not None:
             session.execute(insert(CommandRow), [{"command_id": command.command_id, "recorded_at": self.clock.now(), "entry_ids": " ".join(entry_ids)}])
@@ -259,45 +251,39 @@ class TrialLedger:
         session.execute(insert(EntryRow), rows)
         return [str(row["entry_id"]) for row in rows]
 
-    def _check_reads_unchanged(self, reads: dict[UUID, int], saved: set[UUID]) -> None:
-        """Refuse to commit a decision that rested on records another writer has changed since.
-
-        The aggregates saved are guarded by the event store's version check; the others the
-        command only read (the stratum's patients, for a 3+3 decision or an enrollment) are
-        checked here, after the save: by then this transaction holds the write lock (SQLite)
-        or the events table lock (PostgreSQL), so no writer can change them before commit.
-        """
-        for aggregate_id, version in reads.items():
-            if aggregate_id in saved:
-                continue
-            latest = self.recorder.select_events(aggregate_id, desc=True, limit=1)
-            if latest and latest[0].originator_version != version:
-                raise StaleRead(f"{aggregate_id} changed from version {version} to {latest[0].originator_version}")
-
-    def _decide(self, command: Command, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
+    def _decide(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if isinstance(command, EnrollPatient):
-            return self._enroll(command, actor, reads)
+            return self._enroll(command, actor)
         if isinstance(command, DecideEscalation):
-            return self._decide_escalation(command, actor, reads)
+            return self._decide_escalation(command, actor)
         if isinstance(command, CorrectEntry):
             return self._correct(command, actor)
         if isinstance(command, VoidEntry):
             return self._void(command, actor)
         assert isinstance(command, PatientCommand)
+        check_not_future(command.occurred_on, self.clock.today())
         patient = self.load_patient(command.patient_id)
         state = patient_state(command.patient_id, patient.entries, self.protocol)
-        violations = self._checks[type(command)](state, command)
+        violations = check_patient_command(state, command, self.protocol)
         entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
+        violations += later_conflicts(command.patient_id, patient.entries, command.occurred_on, {entry_id}, self.protocol)
         return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
 
-    def _enroll(self, cmd: EnrollPatient, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
+    def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if self._exists(patient_aggregate_id(cmd.patient_id)):
             raise CommandRefused("PATIENT-ENROLLED", f"patient {cmd.patient_id} is already enrolled")
+        check_not_future(cmd.enrolled_on, self.clock.today())
         violations = eligibility.check_eligibility(cmd, self.protocol)
         esc = self.load_escalation(cmd.stratum)
-        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on, reads=reads)
+        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on)
         if cmd.phase is Phase.I:
             violations += escalation.check_cohort(stratum, cmd.patient_id, self.protocol)
+            latest = max((e.occurred_on for e in esc.entries), default=cmd.enrolled_on) if esc else cmd.enrolled_on
+            if not violations and latest > cmd.enrolled_on:
+                # back-dated: the cohort must also have room with the patients recorded since
+                violations += escalation.check_backdated_cohort(
+                    self.stratum_state_on(cmd.stratum, esc, valid_on=latest), stratum.current_dose_mg, cmd.patient_id, self.protocol
+                )
             dose_level = stratum.current_dose_mg
         else:
             violations += escalation.check_phase2_open(stratum if esc else None, cmd.stratum)
@@ -328,14 +314,19 @@ class TrialLedger:
             aggregates.append(esc)
         return aggregates, self._settle(violations, cmd, actor, patient, entry_id, cmd.enrolled_on)
 
-    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor, reads: dict[UUID, int]) -> tuple[list[Aggregate], list[Violation]]:
+    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if actor.role not in INVESTIGATOR_ROLES:
             raise CommandRefused("ESC-3PLUS3", f"an escalation decision is recorded by an investigator; {actor.user} acts as {actor.role.value}")
         esc = self.load_escalation(cmd.stratum)
         if esc is None:
             raise CommandRefused("ESC-3PLUS3", f"stratum {cmd.stratum} has no phase I patients; there is nothing to decide")
-        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on, reads=reads)
+        check_not_future(cmd.decided_on, self.clock.today())
+        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on)
         violations = escalation.check_decision(state, cmd, self.protocol)
+        later = [e.occurred_on for e in esc.entries if e.kind == esc_events.EscalationDecided.__name__ and e.occurred_on > cmd.decided_on]
+        if later:
+            dated = max(later).isoformat()
+            violations.append(Violation("ESC-3PLUS3", f"a decision for stratum {cmd.stratum} dated {dated} is recorded; decisions follow in date order"))
         rec = escalation.recommend(state, self.protocol)
         entry_id = self._append(
             esc,
@@ -367,15 +358,10 @@ class TrialLedger:
             raise InvalidCommand({"changes": "corrects nothing: every value equals the recorded one"})
         others = [e for e in patient.entries if e.entry_id != target.entry_id]
         state = patient_state(cmd.patient_id, others, self.protocol)
-        corrected_cmd = command_cls(
-            **{k: v for k, v in {**target.data, **changes}.items() if k in _field_names(command_cls) - {"patient_id"}},
-            patient_id=cmd.patient_id,
-        )
-        if isinstance(corrected_cmd, EnrollPatient):
-            violations = eligibility.check_eligibility(corrected_cmd, self.protocol)
-        else:
-            violations = self._checks[command_cls](state, corrected_cmd)
+        corrected_cmd = command_of(corrected(target, changes), cmd.patient_id)
         occurred_on = corrected_cmd.occurred_on
+        check_not_future(occurred_on, self.clock.today())
+        violations = check_patient_command(state, corrected_cmd, self.protocol)
         entry_id = self._append(
             patient,
             patient_events.EntryCorrected,
@@ -384,6 +370,8 @@ class TrialLedger:
             occurred_on,
             {"amends_entry_id": target.entry_id, "changes": changes, "old_values": old_values},
         )
+        since = min(occurred_on, target.occurred_on)
+        violations += later_conflicts(cmd.patient_id, patient.entries, since, {target.entry_id}, self.protocol)
         return [patient], self._settle(violations, cmd, actor, patient, entry_id, occurred_on)
 
     def _void(self, cmd: VoidEntry, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
@@ -391,8 +379,9 @@ class TrialLedger:
         target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
         if target.kind == patient_events.PatientEnrolled.__name__:
             raise CommandRefused("ENTRY-TARGET", f"the enrollment of patient {cmd.patient_id} cannot be voided; correct its fields instead")
-        self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
-        return [patient], []
+        entry_id = self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
+        violations = later_conflicts(cmd.patient_id, patient.entries, target.occurred_on, set(), self.protocol)
+        return [patient], self._settle(violations, cmd, actor, patient, entry_id, target.occurred_on)
 
     def _amendable(self, patient: Patient, entry_id: str, patient_id: str) -> Entry:
         """CORRECTION-REASON's target: a fact of this patient, still in force."""
@@ -403,15 +392,6 @@ class TrialLedger:
             why = "was voided" if recorded and recorded.kind in FACT_EVENTS else "is not a fact recorded for this patient"
             raise CommandRefused("ENTRY-TARGET", f"entry {entry_id} {why}; patient {patient_id} has no such entry to amend")
         return target
-
-    def _check_resolution(self, state: PatientState, cmd: ResolveToxicity) -> list[Violation]:
-        tox = state.toxicity(cmd.toxicity_id)
-        if tox is None:
-            raise CommandRefused("ENTRY-TARGET", f"patient {state.patient_id} has no toxicity {cmd.toxicity_id} in force")
-        found = treatment.check_death_final(state, cmd.resolved_on, "a toxicity resolution")
-        if cmd.resolved_on < tox.onset_on:
-            found.append(Violation("TOX-RESOLVED", f"{tox.term} began on {tox.onset_on.isoformat()}; it cannot resolve on {cmd.resolved_on.isoformat()}"))
-        return found
 
     def _settle(
         self, violations: list[Violation], cmd: Command, actor: Actor, aggregate: Patient | Escalation, entry_id: str, occurred_on: date
@@ -487,19 +467,14 @@ class TrialLedger:
         except AggregateNotFoundError:
             return None
 
-    def stratum_state_on(
-        self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: datetime | None = None, reads: dict[UUID, int] | None = None
-    ) -> StratumState:
-        """The stratum's escalation folded with its phase I patients; ``reads`` collects their versions."""
+    def stratum_state_on(self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: datetime | None = None) -> StratumState:
+        """The stratum's escalation folded with its phase I patients."""
         entries = esc.entries if esc else []
         patients = {}
         for entry in entries:
             if entry.kind == esc_events.PatientAssignedToDoseLevel.__name__:
                 pid = entry.data["patient_id"]
-                patient = self.load_patient(pid, as_of)
-                if reads is not None:
-                    reads[patient.id] = patient.version
-                patients[pid] = patient_state(pid, patient.entries, self.protocol, as_of=as_of, valid_on=valid_on)
+                patients[pid] = patient_state(pid, self.load_patient(pid, as_of).entries, self.protocol, as_of=as_of, valid_on=valid_on)
         return stratum_state(stratum, entries, patients, self.protocol, as_of=as_of, valid_on=valid_on, on=valid_on or self.clock.today())
 
 
@@ -511,13 +486,9 @@ def _owner(aggregate: Aggregate) -> tuple[str | None, str | None]:
     return None, cast(Escalation, aggregate).stratum
 
 
-class StaleRead(Exception):
-    """A record the command read was changed by another writer before this one could commit."""
-
-
 def _is_conflict(error: Exception) -> bool:
     """An optimistic-concurrency or lock conflict that a fresh attempt may resolve."""
-    if isinstance(error, (IntegrityError, SQLIntegrityError, StaleRead)):
+    if isinstance(error, (IntegrityError, SQLIntegrityError)):
         return True
     message = str(error).lower()
     return "locked" in message or "deadlock" in message or "could not serialize" in message

@@ -15,6 +15,9 @@ import getpass
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from ledger.application import ChangesParser, TrialLedger
 from ledger.clock import Clock, SystemClock
@@ -43,10 +46,13 @@ class Settings:
             role = Role(role_name)
         except ValueError:
             raise InvalidCommand({"LEDGER_ROLE": f"unknown role {role_name!r}; one of {', '.join(r.value for r in Role)}"}) from None
+        user = env.get("LEDGER_USER") or _os_user()
+        if len(user) > 128 or not user.isprintable():
+            raise InvalidCommand({"LEDGER_USER": "must be a user id of at most 128 printable characters"})
         return cls(
             database_url=env.get("LEDGER_DATABASE_URL") or DEFAULT_DATABASE_URL,
             protocol_version=env.get("LEDGER_PROTOCOL_VERSION") or None,
-            user=env.get("LEDGER_USER") or _os_user(),
+            user=user,
             role=role,
         )
 
@@ -62,7 +68,11 @@ def _os_user() -> str:
         return "unknown"
 
 
-def build_store(settings: Settings) -> EventStore:
+def build_store(settings: Settings, create: bool = True) -> EventStore:
+    """Open the event store; without ``create``, a SQLite file that does not exist is an error."""
+    path = sqlite_path(settings.database_url)
+    if not create and path is not None and not path.exists():
+        raise StoreUnavailable(f"there is no ledger database at {path}; record something first, or point LEDGER_DATABASE_URL at the ledger")
     env = {
         "PERSISTENCE_MODULE": "eventsourcing_sqlalchemy",
         "SQLALCHEMY_URL": settings.database_url,
@@ -78,7 +88,11 @@ def build_store(settings: Settings) -> EventStore:
 
 
 def build_ledger(
-    settings: Settings | None = None, clock: Clock | None = None, parse_changes: ChangesParser | None = None, migrate: bool = False
+    settings: Settings | None = None,
+    clock: Clock | None = None,
+    parse_changes: ChangesParser | None = None,
+    migrate: bool = False,
+    create: bool = True,
 ) -> TrialLedger:
     """A ready ledger: store opened, protocol loaded, the database's tables at the newest revision.
 
@@ -86,7 +100,8 @@ def build_ledger(
     (``DatabaseBehind``) unless ``migrate`` — ``ledger migrate`` — upgrades it.
     """
     settings = settings or Settings.from_env()
-    store = build_store(settings)
+    protocol = load_protocol(settings.protocol_version)
+    store = build_store(settings, create=create)
     engine = store.recorder.datastore.engine  # type: ignore[attr-defined]
     current, head = current_revision(engine), head_revision()
     if current != head:
@@ -102,7 +117,15 @@ def build_ledger(
         from ledger.interfaces.schemas import parse_changes as schema_parser
 
         parse_changes = schema_parser
-    return TrialLedger(store, load_protocol(settings.protocol_version), clock or SystemClock(), parse_changes)
+    return TrialLedger(store, protocol, clock or SystemClock(), parse_changes)
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    name = make_url(url).database
+    return Path(name) if name and name != ":memory:" else None
 
 
 def _redact(url: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from ledger.application import TrialLedger
 from ledger.domain.escalation import EscalationDecided
 from ledger.domain.values import Entry
+from ledger.errors import CommandRefused
 from ledger.policies.escalation import recommend
 from ledger.queries import strata
 from ledger.state import DltEvaluation, patient_state, stratum_state
@@ -24,7 +25,10 @@ from ledger.state import DltEvaluation, patient_state, stratum_state
 
 def decisions_document(ledger: TrialLedger, stratum: str | None = None) -> dict[str, Any]:
     documents = []
-    for name in [stratum] if stratum else strata(ledger):
+    known = strata(ledger)
+    if stratum is not None and stratum not in known:
+        raise CommandRefused("STRATUM-UNKNOWN", f"stratum {stratum} has no phase I escalation")
+    for name in [stratum] if stratum else known:
         esc = ledger.load_escalation(name)
         if esc is None:
             continue

@@ -146,7 +146,10 @@ def escalation_document(
     ledger: TrialLedger, stratum: str | None = None, as_of: datetime | None = None, valid_on: date | None = None
 ) -> dict[str, Any]:
     valid_on = valid_on or ledger.clock.today()
-    names = [stratum] if stratum else strata(ledger, as_of)
+    known = strata(ledger, as_of)
+    if stratum is not None and stratum not in known:
+        raise CommandRefused("STRATUM-UNKNOWN", f"stratum {stratum} has no phase I escalation{' as of ' + as_of.isoformat() if as_of else ''}")
+    names = [stratum] if stratum else known
     documents = []
     for name in names:
         s = ledger.stratum_state_on(name, ledger.load_escalation(name, as_of), valid_on=valid_on, as_of=as_of)

@@ -45,14 +45,12 @@ def effective_entries(entries: list[Entry], as_of: datetime | None = None) -> li
             voided.add(target_id)
         else:
             current[target_id] = corrected(current[target_id], amendment.data["changes"])
+    # a deviation goes with its fact when the fact is voided, also when it was recorded with a correction of it
+    gone = voided | {e.entry_id for e in known if e.kind == EntryCorrected.__name__ and e.data["amends_entry_id"] in voided}
     return [
         e
         for e in current.values()
-        if e.entry_id not in voided
-        and not (
-            e.kind == ProtocolDeviationRecorded.__name__
-            and e.data["deviating_entry_id"] in voided
-        )
+        if e.entry_id not in voided and not (e.kind == ProtocolDeviationRecorded.__name__ and e.data["deviating_entry_id"] in gone)
     ]
 
 
@@ -208,8 +206,13 @@ def patient_state(
     state = PatientState(patient_id=patient_id, as_of=as_of, valid_on=valid_on)
     known = [e for e in entries if as_of is None or e.recorded_at <= as_of]
     state.entry_count = sum(1 for e in known if valid_on is None or e.occurred_on <= valid_on)
+    resolutions: dict[str, date] = {}
     for entry in valid_entries(effective_entries(entries, as_of), valid_on):
-        _apply(state, entry, protocol)
+        if entry.kind == "ToxicityResolved":  # applied once every toxicity is known, whatever the dates
+            resolutions[entry.data["toxicity_id"]] = entry.data["resolved_on"]
+        else:
+            _apply(state, entry, protocol)
+    state.toxicities = [replace(t, resolved_on=resolutions.get(t.entry_id)) for t in state.toxicities]
     _derive_dlts(state, protocol)
     return state
 
@@ -251,11 +254,6 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
                 resolved_on=None,
             )
         )
-    elif kind == "ToxicityResolved":
-        state.toxicities = [
-            replace(t, resolved_on=d["resolved_on"]) if t.entry_id == d["toxicity_id"] else t
-            for t in state.toxicities
-        ]
     elif kind == "ResponseAssessed":
         state.assessments.append(
             Assessment(

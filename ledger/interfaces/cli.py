@@ -28,11 +28,12 @@ from ledger.database import current_revision
 from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, StoreUnavailable
 from ledger.interfaces import documents, render
-from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, Progress, count_lines, import_file
+from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
 from ledger.projections.projector import Projector
 from ledger.projections.queries import audit_trail, trial_summary
 from ledger.projections.tables import PROJECTIONS
+from ledger.protocol import ProtocolError
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND = 0, 1, 2, 3, 4, 5, 6
 
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         settings = Settings.from_env()
-        ledger = build_ledger(settings, migrate=getattr(args, "migrates", False))
+        ledger = build_ledger(settings, migrate=getattr(args, "migrates", False), create=not getattr(args, "reads_only", False))
         return int(args.handler(args, ledger, settings))
     except InvalidCommand as error:
         print(f"invalid: {error}", file=sys.stderr)
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConcurrentWriteError as error:
         print(f"conflict: {error}", file=sys.stderr)
         return EXIT_CONFLICT
+    except ProtocolError as error:
+        print(f"configuration: {error} (LEDGER_PROTOCOL_VERSION)", file=sys.stderr)
+        return EXIT_USAGE
     except DatabaseBehind as error:
         print(f"database behind: {error}", file=sys.stderr)
         return EXIT_BEHIND
@@ -91,23 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("patient_id")
     _add_time_options(show)
     show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=_patient_show)
+    show.set_defaults(handler=_patient_show, reads_only=True)
     history = patient.add_parser("history", help="every entry: who recorded what, when and why")
     history.add_argument("patient_id")
     history.add_argument("--json", action="store_true")
-    history.set_defaults(handler=_patient_history)
+    history.set_defaults(handler=_patient_history, reads_only=True)
 
     escalation = sub.add_parser("escalation", help="the phase I 3+3 escalation").add_subparsers(title="escalation", metavar="ACTION")
     esc_show = escalation.add_parser("show", help="levels, DLTs, decisions and the next action per stratum")
     esc_show.add_argument("--stratum")
     _add_time_options(esc_show)
     esc_show.add_argument("--json", action="store_true")
-    esc_show.set_defaults(handler=_escalation_show)
+    esc_show.set_defaults(handler=_escalation_show, reads_only=True)
 
     decisions = sub.add_parser("decisions", help="each 3+3 decision, its basis, and whether the rule would still give it")
     decisions.add_argument("--stratum")
     decisions.add_argument("--json", action="store_true")
-    decisions.set_defaults(handler=_decisions)
+    decisions.set_defaults(handler=_decisions, reads_only=True)
 
     project = sub.add_parser("project", help="bring the read models up to date with the events")
     project.add_argument("--follow", action="store_true", help="keep them current for writers in other processes (Ctrl-C stops)")
@@ -124,12 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_time_options(audit)
     audit.add_argument("--limit", type=_positive, default=None, metavar="N")
     audit.add_argument("--json", action="store_true")
-    audit.set_defaults(handler=_audit)
+    audit.set_defaults(handler=_audit, reads_only=True)
 
     summary = sub.add_parser("summary", help="enrolled per phase and stratum, status and best-response counts")
     _add_time_options(summary)
     summary.add_argument("--json", action="store_true")
-    summary.set_defaults(handler=_summary)
+    summary.set_defaults(handler=_summary, reads_only=True)
 
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
     migrate.set_defaults(handler=_migrate, migrates=True)
@@ -208,6 +212,9 @@ def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
     progress = Progress(count_lines(args.file))
     try:
         report = import_file(ledger, args.file, settings.actor, keep_going=args.keep_going, on_line=progress, batch_size=args.batch_size)
+    except ImportFailed as failure:
+        print(f"{failure.report.summary()}; failed at line {failure.line}", file=sys.stderr)
+        raise failure.__cause__ from None  # type: ignore[misc]
     finally:
         progress.close()
         _catch_up(ledger)

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from ledger.application import Outcome, TrialLedger
 from ledger.commands import Command
 from ledger.domain.values import Actor
-from ledger.errors import InvalidCommand
+from ledger.errors import CommandRefused, InvalidCommand, LedgerError
 from ledger.interfaces.schemas import parse_command
 
 #: lines committed per transaction; a crash loses at most this many (re-run them by command_id)
@@ -78,8 +78,14 @@ class ImportReport:
         }
 
 
-def numbered_lines(stream: TextIO) -> Iterator[tuple[int, str]]:
-    for number, line in enumerate(stream, start=1):
+def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
+    """Non-blank lines with their numbers; a line that is not UTF-8 comes as its decoding error."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            yield number, error
+            continue
         if line.strip():
             yield number, line
 
@@ -99,7 +105,7 @@ def import_file(
     """
     run = _Run(ledger, actor, keep_going, on_line, max(batch_size, 1))
     started = time.perf_counter()
-    with path.open(encoding="utf-8") as stream:
+    with path.open("rb") as stream:
         for number, line in numbered_lines(stream):
             if not run.add(number, line):
                 break
@@ -107,6 +113,15 @@ def import_file(
             run.flush()
     run.report.seconds = time.perf_counter() - started
     return run.report
+
+
+class ImportFailed(Exception):
+    """The database failed on a line (not a refusal); the lines before it are recorded."""
+
+    def __init__(self, line: int, report: ImportReport, error: Exception) -> None:
+        self.line = line
+        self.report = report
+        super().__init__(f"line {line}: {error}")
 
 
 class _Run:
@@ -117,8 +132,10 @@ class _Run:
         self.report = ImportReport()
         self.pending: list[tuple[int, Command]] = []
 
-    def add(self, number: int, line: str) -> bool:
+    def add(self, number: int, line: str | UnicodeDecodeError) -> bool:
         """Queue one line; False once the import has stopped."""
+        if isinstance(line, UnicodeDecodeError):
+            return self.flush() and self.done(number, Problem(number, "invalid", f"not UTF-8 text (byte {line.start + 1})"))
         try:
             command = parse_command(json.loads(line))
         except json.JSONDecodeError as error:
@@ -133,7 +150,14 @@ class _Run:
         if not self.pending:
             return True
         batch, self.pending = self.pending, []
-        results = self.ledger.handle_batch([command for _, command in batch], self.actor, stop_at_refusal=not self.keep_going)
+        try:
+            results = self.ledger.handle_batch([command for _, command in batch], self.actor, stop_at_refusal=not self.keep_going)
+        except LedgerError:
+            raise
+        except Exception:
+            # not a refusal: find the line, keeping every line before it recorded
+            results = self._one_by_one(batch)
+
         going = True
         for (number, _), result in zip(batch, results, strict=False):
             if isinstance(result, Outcome):
@@ -142,6 +166,19 @@ class _Run:
                 kind = "invalid" if isinstance(result, InvalidCommand) else "refused"
                 going = self.done(number, Problem(number, kind, str(result)))
         return going
+
+    def _one_by_one(self, batch: list[tuple[int, Command]]) -> list[Outcome | LedgerError]:
+        results: list[Outcome | LedgerError] = []
+        for number, command in batch:
+            try:
+                results.append(self.ledger.handle(command, self.actor))
+            except (CommandRefused, InvalidCommand) as refusal:
+                results.append(refusal)
+                if not self.keep_going:
+                    break
+            except Exception as error:
+                raise ImportFailed(number, self.report, error) from error
+        return results
 
     def done(self, number: int, problem: Problem | None, outcome: Outcome | None = None) -> bool:
         report = self.report
@@ -204,5 +241,5 @@ class Progress:
 
 
 def count_lines(path: Path) -> int:
-    with path.open(encoding="utf-8") as stream:
+    with path.open("rb") as stream:
         return sum(1 for _ in stream)

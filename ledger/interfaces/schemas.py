@@ -25,9 +25,15 @@ from ledger.domain.values import (
 )
 from ledger.errors import InvalidCommand
 
-IDENTIFIER = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", error="must be 1-64 letters, digits or _.:- (starting with a letter or digit)")
-CODE = validate.Regexp(r"^[A-Z][A-Z0-9_]{0,63}$", error="must be an upper-case code such as PH_POS_ALL")
-TEXT = validate.Length(min=1, max=2000)
+IDENTIFIER = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z", error="must be 1-64 letters, digits or _.:- (starting with a letter or digit)")
+CODE = validate.Regexp(r"[A-Z][A-Z0-9_]{0,63}\Z", error="must be an upper-case code such as PH_POS_ALL")
+#: free text: something other than blanks, no control characters but tab and newline
+TEXT = validate.And(
+    validate.Length(min=1, max=2000),
+    validate.Regexp(r"(?s)(?=.*\S)[^\x00-\x08\x0b-\x1f\x7f]*\Z", error="must be text with something in it and no control characters"),
+)
+MUTATION = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:*>+-]{0,63}\Z", error="must be a mutation name such as T315I or p.E255K")
+KEY = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:/#@-]{0,127}\Z", error="must be 1-128 letters, digits or _.:/#@- (starting with a letter or digit)")
 
 
 class WholeNumber(fields.Integer):
@@ -62,7 +68,7 @@ class CommandSchema(Schema):
     reason = fields.String(load_default=None, validate=TEXT)
     deviation = fields.Boolean(load_default=False)
     source = fields.String(load_default=None, validate=TEXT)
-    command_id = fields.String(load_default=None, validate=validate.Length(min=1, max=128))
+    command_id = fields.String(load_default=None, validate=KEY)
 
     @validates_schema
     def _deviation_needs_reason(self, data: dict[str, Any], **_: Any) -> None:
@@ -79,12 +85,12 @@ class EnrollPatientSchema(PatientSchema):
     diagnosis = fields.String(required=True, validate=CODE)
     phase = _enum(Phase, required=True)
     cd22_percent = fields.Float(required=True, validate=validate.Range(0, 100))
-    abl_mutations = fields.List(fields.String(validate=validate.Length(min=1, max=64)), required=True)
+    abl_mutations = fields.List(fields.String(validate=MUTATION), required=True)
     bsa_m2 = fields.Float(required=True, validate=validate.Range(0.1, 5.0))
     stratum = fields.String(load_default="default", validate=IDENTIFIER)
     birth_year = WholeNumber(load_default=None, validate=validate.Range(1900, 2100))
     sex = fields.String(load_default=None, validate=validate.OneOf(["F", "M", "U"]))
-    site = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+    site = fields.String(load_default=None, validate=IDENTIFIER)
 
 
 class StartCycleSchema(PatientSchema):
@@ -118,7 +124,7 @@ class RecordInoInfusionSchema(PatientSchema):
 
 class ReportToxicitySchema(PatientSchema):
     onset_on = fields.Date(required=True)
-    term = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    term = fields.String(required=True, validate=validate.And(TEXT, validate.Length(max=200)))
     grade = WholeNumber(required=True, validate=validate.Range(1, 5))
     attribution = _enum(Attribution, required=True)
     serious = fields.Boolean(load_default=False)

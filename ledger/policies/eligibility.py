@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ledger.commands import EnrollPatient
 from ledger.errors import Violation
 from ledger.protocol import Protocol
@@ -25,7 +27,7 @@ def check_eligibility(cmd: EnrollPatient, protocol: Protocol) -> list[Violation]
                 f"{protocol.cd22_min_percent:g}% is required",
             )
         )
-    excluded = sorted({m.upper() for m in cmd.abl_mutations} & set(protocol.excluded_mutations))
+    excluded = sorted({x for x in protocol.excluded_mutations for m in cmd.abl_mutations if _names(m, x)})
     if excluded:
         found.append(
             Violation(
@@ -35,3 +37,8 @@ def check_eligibility(cmd: EnrollPatient, protocol: Protocol) -> list[Violation]
             )
         )
     return found
+
+
+def _names(mutation: str, excluded: str) -> bool:
+    """``p.T315I``, ``t315i`` and ``ABL1 T315I`` all name T315I; ``T315IX`` does not."""
+    return re.search(rf"(?<![A-Z0-9]){re.escape(excluded.upper())}(?![A-Z0-9])", mutation.upper()) is not None

@@ -97,3 +97,14 @@ def check_phase2_open(s: StratumState | None, stratum: str) -> list[Violation]:
     if s is None or s.status not in ("MTD_DECLARED", "MAX_DOSE_REACHED") or s.mtd_mg is None:
         return [Violation("PHASE2-OPEN", f"phase II of stratum {stratum} opens once an MTD (or maximum dose reached) is declared")]
     return []
+
+
+def check_backdated_cohort(now: StratumState, dose_mg: int, patient_id: str, protocol: Protocol) -> list[Violation]:
+    """ESC-COHORT for a back-dated enrollment at ``dose_mg``, against the stratum as it stands since.
+
+    The level must still be the open one, with room left once the patients enrolled after the
+    back-dated date are counted.
+    """
+    if now.status != "ESCALATING" or now.current_dose_mg != dose_mg:
+        return [Violation("ESC-COHORT", f"dose level {dose_mg} mg of stratum {now.stratum} has since been concluded; patient {patient_id} cannot join it")]
+    return check_cohort(now, patient_id, protocol)

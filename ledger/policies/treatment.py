@@ -70,12 +70,10 @@ def check_start_cycle(state: PatientState, cmd: StartCycle, protocol: Protocol) 
     if existing is not None:
         found.append(Violation("CYCLE-ORDER", f"cycle {n} of patient {pid} already started on {_d(existing.started_on)}"))
         return found
-    last = state.last_cycle
-    expected = (last.number + 1) if last else 1
-    if n != expected:
-        found.append(Violation("CYCLE-ORDER", f"patient {pid} is due to start cycle {expected}, not cycle {n}"))
     previous = state.cycle_numbered(n - 1)
-    if previous is not None:
+    if n > 1 and previous is None:
+        found.append(Violation("CYCLE-ORDER", f"cycle {n - 1} of patient {pid} has not started; cycles start in order"))
+    elif previous is not None:
         earliest = previous.started_on + timedelta(days=protocol.cycle_days)
         if cmd.started_on < earliest:
             found.append(
@@ -123,8 +121,13 @@ def check_death(state: PatientState, cmd: RecordDeath) -> list[Violation]:
     found: list[Violation] = []
     if state.enrolled_on is not None and cmd.died_on < state.enrolled_on:
         found.append(Violation("TREAT-WINDOW", f"death on {_d(cmd.died_on)} is before enrollment on {_d(state.enrolled_on)}"))
+    treated = _latest_treatment_date(state)
+    if treated is not None and treated >= cmd.died_on:
+        found.append(
+            Violation("TREAT-WINDOW", f"patient {pid} has treatment recorded on {_d(treated)}; a death on {_d(cmd.died_on)} must come after it")
+        )
     later = max(
-        [d for d in (_latest_treatment_date(state), state.treatment_ended_on) if d is not None]
+        [d for d in (state.treatment_ended_on,) if d is not None]
         + [c.contacted_on for c in state.contacts]
         + [t.onset_on for t in state.toxicities]
         + [t.resolved_on for t in state.toxicities if t.resolved_on is not None]

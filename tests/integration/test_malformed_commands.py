@@ -120,3 +120,24 @@ def test_a_deviation_without_a_reason_is_refused_naming_reason() -> None:
     with pytest.raises(InvalidCommand) as refusal:
         parse_command({"command": "start_cycle", "patient_id": "P001", "cycle": 7, "started_on": "2016-02-02", "deviation": True})
     assert "reason" in refusal.value.errors
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("patient_id", "P001\n"),  # a trailing newline would make a second patient
+        ("command_id", "x\x00y"),  # a NUL the database would refuse mid-import
+        ("reason", "   "),  # a reason must say something
+        ("source", "EDC\x07"),
+    ],
+)
+def test_identifiers_and_text_with_hidden_characters_are_refused(field: str, value: str) -> None:
+    data = {"command": "start_cycle", "patient_id": "P001", "cycle": 1, "started_on": "2016-02-02", field: value}
+    with pytest.raises(InvalidCommand) as refusal:
+        parse_command(data)
+    assert field in refusal.value.errors
+
+
+def test_a_reason_may_run_over_several_lines() -> None:
+    command = parse_command({"command": "start_cycle", "patient_id": "P001", "cycle": 1, "started_on": "2016-02-02", "reason": "one\ntwo"})
+    assert command.reason == "one\ntwo"

@@ -91,3 +91,19 @@ def test_every_eligibility_rule_a_patient_breaks_is_reported() -> None:
     found = check_eligibility(enrollment(diagnosis="AML", cd22_percent=5.0, abl_mutations=["T315I"]), PROTOCOL)
 
     assert rule_ids(found) == ["ELIG-DIAGNOSIS", "ELIG-CD22", "ELIG-T315I"]
+
+
+@pytest.mark.parametrize("written", ["T315I", "t315i", "p.T315I", "ABL1:T315I", " T315I"])
+def test_t315i_is_recognised_however_it_is_written(written: str) -> None:
+    found = check_eligibility(_enrollment_with_mutations([written.strip() or written]), load_protocol())
+    assert [v.rule_id for v in found] == ["ELIG-T315I"]
+
+
+def test_a_mutation_that_merely_contains_the_letters_is_not_t315i() -> None:
+    assert check_eligibility(_enrollment_with_mutations(["T315IX", "AT315I"]), load_protocol()) == []
+
+
+def _enrollment_with_mutations(mutations: list[str]) -> EnrollPatient:
+    return EnrollPatient(
+        patient_id="P1", enrolled_on=date(2016, 2, 1), diagnosis="PH_POS_ALL", phase=Phase.I, cd22_percent=60.0, abl_mutations=mutations, bsa_m2=1.8
+    )

@@ -107,14 +107,14 @@ def test_a_course_cannot_begin_with_cycle_two() -> None:
     found = check_start_cycle(enrolled().state(), start(2, C1), PROTOCOL)
 
     assert rule_ids(found) == ["CYCLE-ORDER"]
-    assert "due to start cycle 1, not cycle 2" in found[0].message
+    assert "cycle 1 of patient P001 has not started" in found[0].message
 
 
 def test_a_cycle_number_cannot_be_skipped() -> None:
     found = check_start_cycle(with_cycles(1).state(), start(3, day(57)), PROTOCOL)
 
     assert rule_ids(found) == ["CYCLE-ORDER"]
-    assert "due to start cycle 2, not cycle 3" in found[0].message
+    assert "cycle 2 of patient P001 has not started" in found[0].message
 
 
 def test_a_cycle_that_already_started_cannot_start_again() -> None:
