@@ -15,6 +15,8 @@ is then checked again against the new state, a bounded number of times.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -60,6 +62,7 @@ from ledger.domain.escalation import Escalation
 from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
 from ledger.domain.patient import FACT_EVENTS, Patient
 from ledger.domain.values import Actor, Entry, Phase, Role, escalation_aggregate_id, patient_aggregate_id
+from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, RuleViolations, Violation
 from ledger.persistence import CommandRow, EntryRow, EventStore
 from ledger.policies import eligibility, escalation
@@ -212,16 +215,24 @@ class TrialLedger:
             session.execute(text(f"LOCK TABLE {self.recorder.events_table_name} IN EXCLUSIVE MODE"))
 
     def _record(self, session: Session, command: Command, actor: Actor) -> Outcome:
+        fingerprint = command_fingerprint(command)
         if command.command_id is not None:
-            prior = session.execute(select(CommandRow.entry_ids).where(CommandRow.command_id == command.command_id)).scalar()
+            prior = session.execute(
+                select(CommandRow.entry_ids, CommandRow.fingerprint).where(CommandRow.command_id == command.command_id)
+            ).first()
             if prior is not None:
-                return Outcome(command.name, prior.split(), duplicate=True)
+                if prior.fingerprint is not None and prior.fingerprint != fingerprint:
+                    raise CommandRefused(
+                        "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
+                    )
+                return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
         aggregates, deviations = self._decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
         entry_ids = self._index(session, recordings, owners)
         if command.command_id is not None:
-            session.execute(insert(CommandRow), [{"command_id": command.command_id, "recorded_at": self.clock.now(), "entry_ids": " ".join(entry_ids)}])
+            row = {"command_id": command.command_id, "recorded_at": self.clock.now(), "entry_ids": " ".join(entry_ids), "fingerprint": fingerprint}
+            session.execute(insert(CommandRow), [row])
         return Outcome(command.name, entry_ids, deviations)
 
     def _index(self, session: Session, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
@@ -492,6 +503,13 @@ def _is_conflict(error: Exception) -> bool:
         return True
     message = str(error).lower()
     return "locked" in message or "deadlock" in message or "could not serialize" in message
+
+
+def command_fingerprint(command: Command) -> str:
+    """SHA-256 of the command's name and fields (its ``command_id`` aside): what a re-send must match."""
+    fields_ = {f.name: getattr(command, f.name) for f in fields(command) if f.name != "command_id"}
+    canonical = json.dumps({"command": command.name, **plain(fields_)}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _new_entry_id() -> str:

@@ -6,7 +6,8 @@
   its position in the log, entry id, aggregate, kind and the envelope's times and users.
   It answers "which entries, in which order, recorded when" without decoding events.
 - ``CommandRow`` (``ledger_commands``): the ``command_id`` of every command that carried
-  one, so a re-sent command is acknowledged as a duplicate and records nothing.
+  one, with a fingerprint of the command, so a re-sent command is acknowledged as a duplicate
+  and records nothing, and an id reused for a different command is refused.
 
 Both tables are created by the Alembic revisions in ``migrations/``.
 """
@@ -141,6 +142,7 @@ class CommandRow(Base):
     command_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     entry_ids: Mapped[str] = mapped_column(Text)  # space-separated, in recorded order
+    fingerprint: Mapped[str | None] = mapped_column(String(64))  # SHA-256 of the command (revision 0003)
 
 
 def tune_sqlite(engine: Engine) -> None:

@@ -220,3 +220,13 @@ def test_the_import_report_names_the_refused_line_and_keeps_earlier_lines(ledger
     kept_going = import_file(ledger, path, investigator, keep_going=True)
     assert [p.line for p in kept_going.problems] == [1, 2, 3]  # already enrolled, cycle 1 started, cap
     assert kept_going.recorded == 1
+
+
+def test_a_command_id_reused_for_a_different_command_is_refused(ledger: TrialLedger, investigator: Actor) -> None:
+    enroll(ledger, investigator)
+    ledger.handle(StartCycle(patient_id="P001", cycle=1, started_on=D("2016-02-02"), command_id="C-1"), investigator)
+    before = events(ledger)
+    with pytest.raises(CommandRefused) as refusal:
+        ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=D("2016-02-02"), dose_mg=300, command_id="C-1"), investigator)
+    assert refusal.value.rule_id == "COMMAND-ID"
+    assert events(ledger) == before
