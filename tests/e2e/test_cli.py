@@ -167,3 +167,30 @@ def test_rebuild_swaps_in_identical_read_models(imported: Cli) -> None:
     assert json.loads(done.stdout)["projections"] == ["audit_trail", "patients"]
     assert imported.json("audit") == before
     assert imported("project").stdout.startswith("0 events applied")
+
+
+def test_project_follow_keeps_read_models_current_for_writers_in_other_processes(cli: Cli, tmp_path: Path) -> None:
+    import time
+
+    from ledger.bootstrap import Settings, build_ledger
+    from ledger.domain.values import Actor, Role
+    from ledger.interfaces.importer import import_file
+
+    assert cli("migrate").returncode == 0
+    follower = subprocess.Popen([LEDGER, "project", "--follow", "--interval", "0.2"], env=cli.env, cwd=cli.cwd,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        writer = build_ledger(Settings(database_url=cli.env["LEDGER_DATABASE_URL"], user="other.process"))
+        import_file(writer, EXAMPLE, Actor("other.process", Role.COORDINATOR))  # writes without catching up the read models
+        writer.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = cli("audit", "--patient", "S001", "--json")
+            if done.returncode == 0 and len(json.loads(done.stdout)["entries"]) == 38:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the follower did not bring the audit trail up to date")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
