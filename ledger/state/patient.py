@@ -1,0 +1,247 @@
+"""The patient fold: what a patient's entries add up to on ``valid_on`` as known at ``as_of``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any
+
+from ledger.domain.values import Entry
+from ledger.policies.dlt import in_dlt_window, is_dose_limiting
+from ledger.protocol import Protocol
+from ledger.state.entries import effective_entries, valid_entries
+from ledger.state.entries import plain_value as _value
+
+
+@dataclass(frozen=True)
+class Cycle:
+    number: int
+    started_on: date
+    entry_id: str
+
+
+@dataclass(frozen=True)
+class Infusion:
+    entry_id: str
+    given_on: date
+    dose_mg_m2: float
+
+
+@dataclass(frozen=True)
+class Toxicity:
+    entry_id: str
+    term: str
+    grade: int
+    attribution: str
+    onset_on: date
+    serious: bool
+    hematologic: bool
+    ctcae_version: str
+    declared_dlt: bool | None
+    dose_limiting: bool
+    dlt: bool  # dose-limiting and in the DLT window: counts for escalation
+    resolved_on: date | None
+
+
+@dataclass(frozen=True)
+class Assessment:
+    entry_id: str
+    assessed_on: date
+    response: str
+    cytogenetic: str | None
+    mrd: str | None
+    mrd_level: float | None
+    qualifying: bool
+
+
+@dataclass(frozen=True)
+class Contact:
+    entry_id: str
+    contacted_on: date
+    vital_status: str
+    disease_status: str | None
+
+
+@dataclass
+class PatientState:
+    """A patient's course on ``valid_on`` as known at ``as_of`` (``None``: everything)."""
+
+    patient_id: str
+    as_of: datetime | None
+    valid_on: date | None
+    enrolled: bool = False
+    enrollment_entry_id: str | None = None
+    phase: str | None = None
+    stratum: str | None = None
+    diagnosis: str | None = None
+    enrolled_on: date | None = None
+    dose_level_mg: int | None = None
+    bsa_m2: float | None = None
+    cycles: list[Cycle] = field(default_factory=list)
+    modifications: list[tuple[date, int]] = field(default_factory=list)
+    doses: list[tuple[date, int, str]] = field(default_factory=list)
+    infusions: list[Infusion] = field(default_factory=list)
+    toxicities: list[Toxicity] = field(default_factory=list)
+    assessments: list[Assessment] = field(default_factory=list)
+    treatment_ended_on: date | None = None
+    end_reason: str | None = None
+    contacts: list[Contact] = field(default_factory=list)
+    died_on: date | None = None
+    deviations: list[tuple[str, str]] = field(default_factory=list)
+    entry_count: int = 0
+
+    # --- date-aware questions the rules ask -------------------------------------------
+
+    def cycle_on(self, day: date) -> Cycle | None:
+        """The cycle running on ``day``: the last one started on or before it."""
+        started = [c for c in self.cycles if c.started_on <= day]
+        return max(started, key=lambda c: (c.started_on, c.number)) if started else None
+
+    def cycle_numbered(self, number: int) -> Cycle | None:
+        return next((c for c in self.cycles if c.number == number), None)
+
+    @property
+    def last_cycle(self) -> Cycle | None:
+        return max(self.cycles, key=lambda c: (c.number, c.started_on)) if self.cycles else None
+
+    def prescribed_dose_on(self, day: date) -> int | None:
+        mods = [m for m in self.modifications if m[0] <= day]
+        return mods[-1][1] if mods else self.dose_level_mg
+
+    @property
+    def first_response_on(self) -> date | None:
+        """Date of the first qualifying response (CR, CRi, CCyR or MRD-negative)."""
+        dates = [a.assessed_on for a in self.assessments if a.qualifying]
+        return min(dates) if dates else None
+
+    def day1_only(self, cycle: Cycle) -> bool:
+        """INO-DAY1-ONLY: a cycle started after a qualifying response gets InO on day 1 only."""
+        responded = self.first_response_on
+        return responded is not None and cycle.started_on > responded
+
+    def infusions_in(self, cycle: Cycle) -> list[Infusion]:
+        end = self.cycle_end(cycle)
+        return [i for i in self.infusions if cycle.started_on <= i.given_on and (end is None or i.given_on < end)]
+
+    def cycle_end(self, cycle: Cycle) -> date | None:
+        """The day the next started cycle begins (exclusive end of ``cycle``), if any."""
+        later = [c.started_on for c in self.cycles if c.started_on > cycle.started_on]
+        return min(later) if later else None
+
+    @property
+    def cycle1_started_on(self) -> date | None:
+        first = self.cycle_numbered(1)
+        return first.started_on if first else None
+
+    @property
+    def dlt(self) -> bool:
+        return any(t.dlt for t in self.toxicities)
+
+    def toxicity(self, entry_id: str) -> Toxicity | None:
+        return next((t for t in self.toxicities if t.entry_id == entry_id), None)
+
+
+def patient_state(
+    patient_id: str,
+    entries: list[Entry],
+    protocol: Protocol,
+    as_of: datetime | None = None,
+    valid_on: date | None = None,
+) -> PatientState:
+    state = PatientState(patient_id=patient_id, as_of=as_of, valid_on=valid_on)
+    known = [e for e in entries if as_of is None or e.recorded_at <= as_of]
+    state.entry_count = sum(1 for e in known if valid_on is None or e.occurred_on <= valid_on)
+    resolutions: dict[str, date] = {}
+    for entry in valid_entries(effective_entries(entries, as_of), valid_on):
+        if entry.kind == "ToxicityResolved":  # applied once every toxicity is known, whatever the dates
+            resolutions[entry.data["toxicity_id"]] = entry.data["resolved_on"]
+        else:
+            _apply(state, entry, protocol)
+    state.toxicities = [replace(t, resolved_on=resolutions.get(t.entry_id)) for t in state.toxicities]
+    _derive_dlts(state, protocol)
+    return state
+
+
+def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # noqa: C901 - one branch per fact
+    d = entry.data
+    kind = entry.kind
+    if kind == "PatientEnrolled":
+        state.enrolled = True
+        state.enrollment_entry_id = entry.entry_id
+        state.phase = _value(d["phase"])
+        state.stratum = d["stratum"]
+        state.diagnosis = _value(d["diagnosis"])
+        state.enrolled_on = d["enrolled_on"]
+        state.dose_level_mg = d["dose_level_mg"]
+        state.bsa_m2 = d["bsa_m2"]
+    elif kind == "CycleStarted":
+        state.cycles.append(Cycle(d["cycle"], d["started_on"], entry.entry_id))
+    elif kind == "BosutinibDoseRecorded":
+        state.doses.append((d["taken_on"], d["dose_mg"], entry.entry_id))
+    elif kind == "BosutinibDoseModified":
+        state.modifications.append((d["effective_on"], d["dose_mg"]))
+    elif kind == "InoInfusionRecorded":
+        state.infusions.append(Infusion(entry.entry_id, d["given_on"], float(d["dose_mg_m2"])))
+    elif kind == "ToxicityReported":
+        state.toxicities.append(
+            Toxicity(
+                entry_id=entry.entry_id,
+                term=d["term"],
+                grade=d["grade"],
+                attribution=_value(d["attribution"]),
+                onset_on=d["onset_on"],
+                serious=bool(d["serious"]),
+                hematologic=bool(d["hematologic"]),
+                ctcae_version=d["ctcae_version"],
+                declared_dlt=d["dlt"],
+                dose_limiting=False,
+                dlt=False,
+                resolved_on=None,
+            )
+        )
+    elif kind == "ResponseAssessed":
+        state.assessments.append(
+            Assessment(
+                entry_id=entry.entry_id,
+                assessed_on=d["assessed_on"],
+                response=_value(d["response"]),
+                cytogenetic=_value(d["cytogenetic"]),
+                mrd=_value(d["mrd"]),
+                mrd_level=d["mrd_level"],
+                qualifying=_qualifies(d, protocol),
+            )
+        )
+    elif kind == "TreatmentEnded":
+        state.treatment_ended_on = d["ended_on"]
+        state.end_reason = _value(d["end_reason"])
+    elif kind == "FollowUpRecorded":
+        state.contacts.append(
+            Contact(entry.entry_id, d["contacted_on"], _value(d["vital_status"]), _value(d["disease_status"]))
+        )
+    elif kind == "DeathRecorded":
+        state.died_on = d["died_on"]
+    elif kind == "ProtocolDeviationRecorded":
+        state.deviations.append((d["rule_id"], entry.entry_id))
+
+
+def _derive_dlts(state: PatientState, protocol: Protocol) -> None:
+    start = state.cycle1_started_on
+    derived = []
+    for t in state.toxicities:
+        limiting = is_dose_limiting(
+            grade=t.grade,
+            attribution=t.attribution,
+            hematologic=t.hematologic,
+            declared=t.declared_dlt,
+            protocol=protocol,
+        )
+        derived.append(replace(t, dose_limiting=limiting, dlt=limiting and in_dlt_window(t.onset_on, start, protocol)))
+    state.toxicities = derived
+
+
+def _qualifies(d: dict[str, Any], protocol: Protocol) -> bool:
+    return (
+        _value(d["response"]) in protocol.qualifying_responses
+        or _value(d["cytogenetic"]) in protocol.qualifying_cytogenetic
+        or _value(d["mrd"]) in protocol.qualifying_mrd
+    )
