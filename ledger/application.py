@@ -18,19 +18,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Cache, LRUCache
+from eventsourcing.application import Cache, LRUCache
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
@@ -38,59 +37,19 @@ from sqlalchemy.orm import Session
 
 from ledger.clock import Clock
 from ledger.commands import (
-    COMMAND_OF_EVENT,
-    AssessResponse,
     Command,
-    CorrectEntry,
-    DecideEscalation,
-    EndTreatment,
-    EnrollPatient,
-    ModifyBosutinibDose,
-    PatientCommand,
-    RecordBosutinibDose,
-    RecordDeath,
-    RecordFollowUp,
-    RecordInoInfusion,
-    ReportToxicity,
-    ResolveToxicity,
-    StartCycle,
-    VoidEntry,
 )
-from ledger.domain import escalation as esc_events
-from ledger.domain import patient as patient_events
 from ledger.domain.escalation import Escalation
-from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
-from ledger.domain.patient import FACT_EVENTS, Patient
-from ledger.domain.values import Actor, Entry, Phase, Role, escalation_aggregate_id, patient_aggregate_id
+from ledger.domain.events import LedgerEvent
+from ledger.domain.patient import Patient
+from ledger.domain.values import Actor
 from ledger.encoding import plain
-from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, RuleViolations, Violation
+from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
+from ledger.handlers import ChangesParser, Decider
 from ledger.persistence import CommandRow, EntryRow, EventStore
-from ledger.policies import eligibility, escalation
-from ledger.policies.course import check_not_future, check_patient_command, command_of, later_conflicts
 from ledger.protocol import Protocol
-from ledger.state import StratumState, corrected, effective_entries, patient_state, stratum_state
-
-#: parses the raw ``changes`` of a correction for the command that recorded the target entry
-ChangesParser = Callable[[str, dict[str, Any]], dict[str, Any]]
-
-COMMON_FIELDS = {"reason", "deviation", "source", "command_id", "patient_id"}
-#: fields a correction may not change: they decide which records the entry belongs to
-FIXED_FIELDS = {"patient_id", "phase", "stratum", "toxicity_id"}
-#: who may record an acknowledged protocol deviation (rule DEVIATION) or a 3+3 decision
-INVESTIGATOR_ROLES = {Role.INVESTIGATOR}
-
-EVENT_OF_COMMAND: dict[type[Command], type[LedgerEvent]] = {
-    StartCycle: patient_events.CycleStarted,
-    RecordBosutinibDose: patient_events.BosutinibDoseRecorded,
-    ModifyBosutinibDose: patient_events.BosutinibDoseModified,
-    RecordInoInfusion: patient_events.InoInfusionRecorded,
-    ReportToxicity: patient_events.ToxicityReported,
-    ResolveToxicity: patient_events.ToxicityResolved,
-    AssessResponse: patient_events.ResponseAssessed,
-    EndTreatment: patient_events.TreatmentEnded,
-    RecordFollowUp: patient_events.FollowUpRecorded,
-    RecordDeath: patient_events.DeathRecorded,
-}
+from ledger.records import Records
+from ledger.state import StratumState
 
 
 @dataclass(frozen=True)
@@ -113,6 +72,8 @@ class TrialLedger:
         self.protocol = protocol
         self.clock = clock
         self.parse_changes = parse_changes
+        self.records = Records(store, protocol, clock)
+        self.decider = Decider(self.records, protocol, clock, parse_changes)
         self._sqlite = self.engine.dialect.name == "sqlite"
 
     @property
@@ -226,7 +187,7 @@ class TrialLedger:
                         "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
                     )
                 return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
-        aggregates, deviations = self._decide(command, actor)
+        aggregates, deviations = self.decider.decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
         entry_ids = self._index(session, recordings, owners)
@@ -262,232 +223,17 @@ class TrialLedger:
         session.execute(insert(EntryRow), rows)
         return [str(row["entry_id"]) for row in rows]
 
-    def _decide(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
-        if isinstance(command, EnrollPatient):
-            return self._enroll(command, actor)
-        if isinstance(command, DecideEscalation):
-            return self._decide_escalation(command, actor)
-        if isinstance(command, CorrectEntry):
-            return self._correct(command, actor)
-        if isinstance(command, VoidEntry):
-            return self._void(command, actor)
-        assert isinstance(command, PatientCommand)
-        check_not_future(command.occurred_on, self.clock.today())
-        patient = self.load_patient(command.patient_id)
-        state = patient_state(command.patient_id, patient.entries, self.protocol)
-        violations = check_patient_command(state, command, self.protocol)
-        entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
-        violations += later_conflicts(command.patient_id, patient.entries, command.occurred_on, {entry_id}, self.protocol)
-        return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
-
-    def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
-        if self._exists(patient_aggregate_id(cmd.patient_id)):
-            raise CommandRefused("PATIENT-ENROLLED", f"patient {cmd.patient_id} is already enrolled")
-        check_not_future(cmd.enrolled_on, self.clock.today())
-        violations = eligibility.check_eligibility(cmd, self.protocol)
-        esc = self.load_escalation(cmd.stratum)
-        stratum = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.enrolled_on)
-        if cmd.phase is Phase.I:
-            violations += escalation.check_cohort(stratum, cmd.patient_id, self.protocol)
-            latest = max((e.occurred_on for e in esc.entries), default=cmd.enrolled_on) if esc else cmd.enrolled_on
-            if not violations and latest > cmd.enrolled_on:
-                # back-dated: the cohort must also have room with the patients recorded since
-                violations += escalation.check_backdated_cohort(
-                    self.stratum_state_on(cmd.stratum, esc, valid_on=latest), stratum.current_dose_mg, cmd.patient_id, self.protocol
-                )
-            dose_level = stratum.current_dose_mg
-        else:
-            violations += escalation.check_phase2_open(stratum if esc else None, cmd.stratum)
-            dose_level = stratum.mtd_mg if stratum.mtd_mg is not None else stratum.current_dose_mg
-        entry_id = _new_entry_id()
-        patient = Patient.enroll(
-            **self._envelope(cmd, actor, cmd.enrolled_on, entry_id),
-            **_fields_of(cmd),
-            patient_id=cmd.patient_id,
-            dose_level_mg=dose_level,
-        )
-        aggregates: list[Aggregate] = [patient]
-        if cmd.phase is Phase.I:
-            if esc is None:
-                esc = Escalation.open(
-                    **self._envelope(cmd, actor, cmd.enrolled_on, _new_entry_id()),
-                    stratum=cmd.stratum,
-                    dose_levels_mg=list(self.protocol.dose_levels_mg),
-                )
-            self._append(
-                esc,
-                esc_events.PatientAssignedToDoseLevel,
-                cmd,
-                actor,
-                cmd.enrolled_on,
-                {"patient_id": cmd.patient_id, "dose_mg": dose_level, "assigned_on": cmd.enrolled_on},
-            )
-            aggregates.append(esc)
-        return aggregates, self._settle(violations, cmd, actor, patient, entry_id, cmd.enrolled_on)
-
-    def _decide_escalation(self, cmd: DecideEscalation, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
-        if actor.role not in INVESTIGATOR_ROLES:
-            raise CommandRefused("ESC-3PLUS3", f"an escalation decision is recorded by an investigator; {actor.user} acts as {actor.role.value}")
-        esc = self.load_escalation(cmd.stratum)
-        if esc is None:
-            raise CommandRefused("ESC-3PLUS3", f"stratum {cmd.stratum} has no phase I patients; there is nothing to decide")
-        check_not_future(cmd.decided_on, self.clock.today())
-        state = self.stratum_state_on(cmd.stratum, esc, valid_on=cmd.decided_on)
-        violations = escalation.check_decision(state, cmd, self.protocol)
-        later = [e.occurred_on for e in esc.entries if e.kind == esc_events.EscalationDecided.__name__ and e.occurred_on > cmd.decided_on]
-        if later:
-            dated = max(later).isoformat()
-            violations.append(Violation("ESC-3PLUS3", f"a decision for stratum {cmd.stratum} dated {dated} is recorded; decisions follow in date order"))
-        rec = escalation.recommend(state, self.protocol)
-        entry_id = self._append(
-            esc,
-            esc_events.EscalationDecided,
-            cmd,
-            actor,
-            cmd.decided_on,
-            {
-                "decided_on": cmd.decided_on,
-                "dose_mg": cmd.dose_mg,
-                "decision": cmd.decision,
-                "mtd_mg": cmd.mtd_mg,
-                "basis": state.basis,
-                "recommended": rec.action if rec else state.status,
-            },
-        )
-        return [esc], self._settle(violations, cmd, actor, esc, entry_id, cmd.decided_on)
-
-    def _correct(self, cmd: CorrectEntry, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
-        patient = self.load_patient(cmd.patient_id)
-        target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
-        command_cls = COMMAND_OF_EVENT[target.kind]
-        fixed = sorted(set(cmd.changes) & FIXED_FIELDS)
-        if fixed:
-            raise InvalidCommand({f"changes.{fixed[0]}": "cannot be corrected; void the entry and record it again"})
-        changes = self.parse_changes(command_cls.name, cmd.changes)
-        old_values = {k: target.data.get(k) for k in changes}
-        if all(old_values[k] == v for k, v in changes.items()):
-            raise InvalidCommand({"changes": "corrects nothing: every value equals the recorded one"})
-        others = [e for e in patient.entries if e.entry_id != target.entry_id]
-        state = patient_state(cmd.patient_id, others, self.protocol)
-        corrected_cmd = command_of(corrected(target, changes), cmd.patient_id)
-        occurred_on = corrected_cmd.occurred_on
-        check_not_future(occurred_on, self.clock.today())
-        violations = check_patient_command(state, corrected_cmd, self.protocol)
-        entry_id = self._append(
-            patient,
-            patient_events.EntryCorrected,
-            cmd,
-            actor,
-            occurred_on,
-            {"amends_entry_id": target.entry_id, "changes": changes, "old_values": old_values},
-        )
-        since = min(occurred_on, target.occurred_on)
-        violations += later_conflicts(cmd.patient_id, patient.entries, since, {target.entry_id}, self.protocol)
-        return [patient], self._settle(violations, cmd, actor, patient, entry_id, occurred_on)
-
-    def _void(self, cmd: VoidEntry, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
-        patient = self.load_patient(cmd.patient_id)
-        target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
-        if target.kind == patient_events.PatientEnrolled.__name__:
-            raise CommandRefused("ENTRY-TARGET", f"the enrollment of patient {cmd.patient_id} cannot be voided; correct its fields instead")
-        entry_id = self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
-        violations = later_conflicts(cmd.patient_id, patient.entries, target.occurred_on, set(), self.protocol)
-        return [patient], self._settle(violations, cmd, actor, patient, entry_id, target.occurred_on)
-
-    def _amendable(self, patient: Patient, entry_id: str, patient_id: str) -> Entry:
-        """CORRECTION-REASON's target: a fact of this patient, still in force."""
-        current = {e.entry_id: e for e in effective_entries(patient.entries)}
-        target = current.get(entry_id)
-        if target is None or target.kind not in FACT_EVENTS:
-            recorded = patient.entry(entry_id)
-            why = "was voided" if recorded and recorded.kind in FACT_EVENTS else "is not a fact recorded for this patient"
-            raise CommandRefused("ENTRY-TARGET", f"entry {entry_id} {why}; patient {patient_id} has no such entry to amend")
-        return target
-
-    def _settle(
-        self, violations: list[Violation], cmd: Command, actor: Actor, aggregate: Patient | Escalation, entry_id: str, occurred_on: date
-    ) -> list[Violation]:
-        """Refuse a rule-breaking command, or record it with a deviation entry per rule."""
-        if not violations:
-            return []
-        if not cmd.deviation:
-            raise RuleViolations(violations)
-        if actor.role not in INVESTIGATOR_ROLES:
-            raise CommandRefused(
-                "DEVIATION", f"only an investigator may record a protocol deviation; {actor.user} acts as {actor.role.value} ({violations[0]})"
-            )
-        for v in violations:
-            self._append(
-                aggregate,
-                ProtocolDeviationRecorded,
-                cmd,
-                actor,
-                occurred_on,
-                {"rule_id": v.rule_id, "message": v.message, "deviating_entry_id": entry_id},
-            )
-        return violations
-
-    def _append(
-        self, aggregate: Patient | Escalation, event_class: type[LedgerEvent], cmd: Command, actor: Actor, occurred_on: date, data: dict[str, Any]
-    ) -> str:
-        entry_id = _new_entry_id()
-        aggregate.record(event_class, **self._envelope(cmd, actor, occurred_on, entry_id), **data)
-        return entry_id
-
-    def _envelope(self, cmd: Command, actor: Actor, occurred_on: date, entry_id: str) -> dict[str, Any]:
-        return {
-            "entry_id": entry_id,
-            "occurred_on": occurred_on,
-            "timestamp": self.clock.now(),
-            "recorded_by": actor.user,
-            "role": actor.role,
-            "reason": cmd.reason,
-            "source": cmd.source,
-            "protocol_version": self.protocol.version,
-            "command_id": cmd.command_id,
-        }
-
-    # --- loading ------------------------------------------------------------------------
-
-    def _exists(self, aggregate_id: UUID) -> bool:
-        return bool(self.store.recorder.select_events(aggregate_id, limit=1))
 
     def load_patient(self, patient_id: str, as_of: datetime | None = None) -> Patient:
         """The patient's aggregate; with ``as_of``, only the events recorded by then are read."""
-        aggregate = self._load(patient_aggregate_id(patient_id), as_of)
-        if aggregate is None:
-            when = f" as of {as_of.isoformat()}" if as_of else ""
-            raise CommandRefused("PATIENT-UNKNOWN", f"patient {patient_id} is not enrolled{when}")
-        return cast(Patient, aggregate)
+        return self.records.load_patient(patient_id, as_of)
 
     def load_escalation(self, stratum: str, as_of: datetime | None = None) -> Escalation | None:
-        return cast(Escalation | None, self._load(escalation_aggregate_id(stratum), as_of))
-
-    def _load(self, aggregate_id: UUID, as_of: datetime | None) -> Aggregate | None:
-        """Load an aggregate, up to the last version recorded by ``as_of`` (from the entry index)."""
-        version = None
-        if as_of is not None:
-            with self.transaction(commit=False) as session:
-                version = session.execute(
-                    select(func.max(EntryRow.aggregate_version)).where(EntryRow.aggregate_id == str(aggregate_id), EntryRow.recorded_at <= as_of)
-                ).scalar()
-            if version is None:
-                return None
-        try:
-            return cast(Aggregate, self.store.repository.get(aggregate_id, version=version))
-        except AggregateNotFoundError:
-            return None
+        return self.records.load_escalation(stratum, as_of)
 
     def stratum_state_on(self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: datetime | None = None) -> StratumState:
         """The stratum's escalation folded with its phase I patients."""
-        entries = esc.entries if esc else []
-        patients = {}
-        for entry in entries:
-            if entry.kind == esc_events.PatientAssignedToDoseLevel.__name__:
-                pid = entry.data["patient_id"]
-                patients[pid] = patient_state(pid, self.load_patient(pid, as_of).entries, self.protocol, as_of=as_of, valid_on=valid_on)
-        return stratum_state(stratum, entries, patients, self.protocol, as_of=as_of, valid_on=valid_on, on=valid_on or self.clock.today())
-
+        return self.records.stratum_state_on(stratum, esc, valid_on, as_of)
 
 
 def _owner(aggregate: Aggregate) -> tuple[str | None, str | None]:
@@ -512,13 +258,3 @@ def command_fingerprint(command: Command) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _new_entry_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _field_names(cls: type[Command]) -> set[str]:
-    return {f.name for f in fields(cls)}
-
-
-def _fields_of(cmd: Command) -> dict[str, Any]:
-    return {f.name: getattr(cmd, f.name) for f in fields(cmd) if f.name not in COMMON_FIELDS}

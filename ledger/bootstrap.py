@@ -19,11 +19,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ledger.application import ChangesParser, TrialLedger
+from ledger.application import TrialLedger
 from ledger.clock import Clock, SystemClock
 from ledger.database import current_revision, head_revision, is_new, upgrade
 from ledger.domain.values import Actor, Role
 from ledger.errors import DatabaseBehind, InvalidCommand, StoreUnavailable
+from ledger.handlers import ChangesParser
 from ledger.persistence import EventStore, tune_sqlite
 from ledger.protocol import load_protocol
 
