@@ -31,7 +31,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# make bench: the ledger at scale against bare eventsourcing (SQLite, and PostgreSQL when it answers);
+# BENCH_ARGS="--patients 400 --no-postgres --json" to change it. Not part of make test.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
+
+.PHONY: bench-import
+bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
 
 clean:
