@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 
 from ledger.clock import Clock
 from ledger.domain import escalation as esc_events
+from ledger.domain.aggregate import EntryLog
 from ledger.domain.escalation import Escalation
 from ledger.domain.patient import Patient
 from ledger.domain.values import escalation_aggregate_id, patient_aggregate_id
@@ -63,9 +64,14 @@ class Records:
             if version is None:
                 return None
         try:
-            return cast(Aggregate, self.store.repository.get(aggregate_id, version=version))
+            aggregate = cast(EntryLog, self.store.repository.get(aggregate_id))
         except AggregateNotFoundError:
             return None
+        if version is not None and version < aggregate.version:
+            # the cached aggregate (a copy) cut back to what was recorded by then: no replay
+            aggregate.entries = [e for e in aggregate.entries if e.version <= version]
+            aggregate.version = version
+        return aggregate
 
     def stratum_state_on(self, stratum: str, esc: Escalation | None, valid_on: date | None = None, as_of: datetime | None = None) -> StratumState:
         """The stratum's escalation folded with its phase I patients."""
