@@ -17,8 +17,8 @@ from ledger.domain.escalation import EscalationOpened
 from ledger.errors import CommandRefused
 from ledger.persistence import EntryRow
 from ledger.policies.escalation import recommend
-from ledger.policies.follow_up import follow_up_end, follow_up_status
-from ledger.state import PatientState, patient_state
+from ledger.policies.follow_up import follow_up_status, status_on
+from ledger.state import PatientState, best_response, patient_state
 
 
 def patient_document(ledger: TrialLedger, patient_id: str, as_of: datetime | None = None, valid_on: date | None = None) -> dict[str, Any]:
@@ -63,15 +63,7 @@ def patient_document(ledger: TrialLedger, patient_id: str, as_of: datetime | Non
 
 
 def patient_status(state: PatientState, on: date, ledger: TrialLedger) -> str:
-    if state.died_on is not None:
-        return "DEAD"
-    if state.treatment_ended_on is None:
-        return "ON_TREATMENT"
-    if state.end_reason == "WITHDRAWAL":
-        return "OFF_STUDY"
-    if on > follow_up_end(state.treatment_ended_on, ledger.protocol):
-        return "COMPLETED"
-    return "FOLLOW_UP"
+    return status_on(on, state.died_on, state.treatment_ended_on, state.end_reason, ledger.protocol)
 
 
 def ino_schedule(state: PatientState, on: date, ledger: TrialLedger) -> str:
@@ -85,11 +77,6 @@ def ino_schedule(state: PatientState, on: date, ledger: TrialLedger) -> str:
         if (on - cycle.started_on).days + 1 <= last_day:
             return "DAYS_1_8_15"
     return "DAY_1_ONLY"
-
-
-def best_response(state: PatientState, rank: tuple[str, ...]) -> str | None:
-    responses = [a.response for a in state.assessments if a.response in rank]
-    return min(responses, key=rank.index) if responses else None
 
 
 def follow_up_document(state: PatientState, on: date, ledger: TrialLedger) -> dict[str, Any]:

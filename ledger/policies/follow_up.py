@@ -65,6 +65,17 @@ def follow_up_status(ended_on: date, contacts: list[date], on: date, protocol: P
     return FollowUpStatus(attended, missed, upcoming[0] if upcoming else None)
 
 
+def status_on(on: date, died_on: date | None, ended_on: date | None, end_reason: str | None, protocol: Protocol) -> str:
+    """The patient's status (contract.md) on ``on``, from the dates that decide it."""
+    if died_on is not None and died_on <= on:
+        return "DEAD"
+    if ended_on is None or ended_on > on:
+        return "ON_TREATMENT"
+    if end_reason == "WITHDRAWAL":
+        return "OFF_STUDY"  # consent withdrawn: no follow-up
+    return "COMPLETED" if on > follow_up_end(ended_on, protocol) else "FOLLOW_UP"
+
+
 def check_follow_up(state: PatientState, cmd: RecordFollowUp, protocol: Protocol) -> list[Violation]:
     pid, day = state.patient_id, cmd.contacted_on
     found = check_death_final(state, day, "a follow-up contact")

@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from ledger.application import TrialLedger
 from ledger.persistence import EntryRow
+from ledger.policies.follow_up import status_on
 from ledger.projections.rows import patient_rows
 from ledger.projections.tables import read_model_tables
+from ledger.protocol import Protocol
 
 
 def audit_trail(
@@ -36,16 +38,9 @@ def audit_trail(
     return {"entries": rows, "as_of": as_of, "valid_on": valid_on}
 
 
-def status_on(row: dict[str, Any], on: date) -> str:
-    """A patient's status on ``on`` from their read-model row (contract.md's statuses)."""
-    if row["died_on"] is not None and row["died_on"] <= on:
-        return "DEAD"
-    ended = row["treatment_ended_on"]
-    if ended is None or ended > on:
-        return "ON_TREATMENT"
-    if row["end_reason"] == "WITHDRAWAL":
-        return "OFF_STUDY"
-    return "COMPLETED" if on > row["follow_up_ends_on"] else "FOLLOW_UP"
+def row_status(row: dict[str, Any], on: date, protocol: Protocol) -> str:
+    """A patient's status on ``on`` from their read-model row."""
+    return status_on(on, row["died_on"], row["treatment_ended_on"], row["end_reason"], protocol)
 
 
 def trial_summary(ledger: TrialLedger, valid_on: date | None = None, as_of: datetime | None = None) -> dict[str, Any]:
@@ -72,7 +67,7 @@ def trial_summary(ledger: TrialLedger, valid_on: date | None = None, as_of: date
         "valid_on": on,
         "patients": len(rows),
         "enrolled": [{"phase": phase, "stratum": stratum, "patients": n} for (phase, stratum), n in sorted(enrolled.items())],
-        "status": dict(sorted(Counter(status_on(r, on) for r in rows).items())),
+        "status": dict(sorted(Counter(row_status(r, on, ledger.protocol) for r in rows).items())),
         "best_response": {response: n for response in rank if (n := sum(1 for r in rows if best.get(r["patient_id"]) == response))},
     }
 

@@ -15,7 +15,7 @@ from ledger.encoding import plain
 from ledger.policies.dlt import dlt_window
 from ledger.policies.follow_up import follow_up_end
 from ledger.protocol import Protocol
-from ledger.state import PatientState, patient_state
+from ledger.state import PatientState, best_response, patient_state
 
 Rows = dict[str, list[dict[str, Any]]]
 
@@ -78,7 +78,7 @@ def patient_rows(patient_id: str, entries: list[Entry], protocol: Protocol) -> R
                 "bosutinib_doses": len(s.doses),
                 "ino_infusions": len(s.infusions),
                 "ino_total_mg_m2": round(sum(i.dose_mg_m2 for i in s.infusions), 3),
-                "best_response": _best(s, protocol),
+                "best_response": best_response(s, protocol.response_rank),
                 "first_response_on": s.first_response_on,
                 "mrd_negative": any(a.mrd == "NEGATIVE" for a in s.assessments),
                 "dlt": s.dlt,
@@ -119,12 +119,6 @@ def recorded_status(s: PatientState) -> str:
     if s.treatment_ended_on is None:
         return "ON_TREATMENT"
     return "OFF_STUDY" if s.end_reason == "WITHDRAWAL" else "FOLLOW_UP"
-
-
-def _best(s: PatientState, protocol: Protocol) -> str | None:
-    rank = protocol.response_rank
-    responses = [a.response for a in s.assessments if a.response in rank]
-    return min(responses, key=rank.index) if responses else None
 
 
 def _exposure(patient_id: str, s: PatientState) -> list[dict[str, Any]]:

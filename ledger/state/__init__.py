@@ -9,7 +9,7 @@ sees a different state from the one users are shown.
 
 from ledger.state.entries import DATE_FIELDS, corrected, effective_entries, valid_entries
 from ledger.state.escalation import Decided, DltEvaluation, Level, StratumState, dlt_evaluation, stratum_state
-from ledger.state.patient import Assessment, Contact, Cycle, Infusion, PatientState, Toxicity, patient_state
+from ledger.state.patient import Assessment, Contact, Cycle, Infusion, PatientState, Toxicity, best_response, patient_state
 
 __all__ = [
     "DATE_FIELDS",
@@ -23,6 +23,7 @@ __all__ = [
     "PatientState",
     "StratumState",
     "Toxicity",
+    "best_response",
     "corrected",
     "dlt_evaluation",
     "effective_entries",

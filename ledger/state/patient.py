@@ -141,6 +141,12 @@ class PatientState:
         return next((t for t in self.toxicities if t.entry_id == entry_id), None)
 
 
+def best_response(state: PatientState, rank: tuple[str, ...]) -> str | None:
+    """The best overall response assessed, by the protocol's order (best first)."""
+    responses = [a.response for a in state.assessments if a.response in rank]
+    return min(responses, key=rank.index) if responses else None
+
+
 def patient_state(
     patient_id: str,
     entries: list[Entry],
