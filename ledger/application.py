@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, cast
@@ -29,7 +30,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import insert, select, text
+from sqlalchemy import Table, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
@@ -46,7 +47,7 @@ from ledger.domain.values import Actor
 from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
 from ledger.handlers import ChangesParser, Decider
-from ledger.persistence import CommandRow, EntryRow, EventStore
+from ledger.persistence import CommandRow, EntryRow, EventStore, cache_known_current
 from ledger.protocol import Protocol
 from ledger.records import Records
 from ledger.state import StratumState
@@ -62,6 +63,61 @@ class Outcome:
     duplicate: bool = False
 
 
+_ENTRIES = cast(Table, EntryRow.__table__)
+_COMMANDS = cast(Table, CommandRow.__table__)
+_IDS_PER_QUERY = 500
+
+
+@dataclass
+class _Write:
+    """One write transaction: the commands known by id, and the index rows it inserts before committing."""
+
+    session: Session
+    head: int | None  # the last event position committed
+    commands: dict[str, tuple[list[str], str | None]]  # command id → entry ids, fingerprint
+    entry_rows: list[dict[str, Any]] = field(default_factory=list)
+    command_rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def index(self, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
+        """One ``ledger_entries`` row per recorded event; the entry ids, in recorded order."""
+        entry_ids = []
+        for recording in recordings:
+            ev = cast(LedgerEvent, recording.domain_event)
+            data = ev.data()
+            patient_id, stratum = owners[ev.originator_id]
+            self.entry_rows.append(
+                {
+                    "position": recording.notification.id,
+                    "entry_id": ev.entry_id,
+                    "aggregate_id": str(ev.originator_id),
+                    "aggregate_version": ev.originator_version,
+                    "patient_id": data.get("patient_id", patient_id),
+                    "stratum": stratum,
+                    "kind": type(ev).__name__,
+                    "occurred_on": ev.occurred_on,
+                    "recorded_at": ev.timestamp,
+                    "recorded_by": ev.recorded_by,
+                    "role": ev.role.value,
+                    "command_id": ev.command_id,
+                    "amends_entry_id": data.get("amends_entry_id"),
+                }
+            )
+            entry_ids.append(str(ev.entry_id))
+            self.head = max(self.head or 0, recording.notification.id)
+        return entry_ids
+
+    def command(self, command_id: str, recorded_at: datetime, entry_ids: list[str], fingerprint: str) -> None:
+        self.commands[command_id] = (entry_ids, fingerprint)
+        self.command_rows.append({"command_id": command_id, "recorded_at": recorded_at, "entry_ids": " ".join(entry_ids), "fingerprint": fingerprint})
+
+    def flush(self) -> None:
+        """Insert the rows, in the events' transaction."""
+        if self.entry_rows:
+            self.session.execute(insert(_ENTRIES), self.entry_rows)
+        if self.command_rows:
+            self.session.execute(insert(_COMMANDS), self.command_rows)
+
+
 class TrialLedger:
     """The trial's ledger: records commands as events and answers questions about them."""
 
@@ -75,6 +131,8 @@ class TrialLedger:
         self.records = Records(store, protocol, clock)
         self.decider = Decider(self.records, protocol, clock, parse_changes)
         self._sqlite = self.engine.dialect.name == "sqlite"
+        self._notification_id = self.recorder.events_record_cls.id
+        self._head: int | None = None  # the last event position this ledger committed; None: unknown
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -112,32 +170,26 @@ class TrialLedger:
     def handle_batch(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool = True) -> list[Outcome | LedgerError]:
         """Record several commands in one transaction, each atomic on its own.
 
-        Each command runs in a savepoint: a refused or invalid one records nothing and is
-        answered with its error in the result list, in order. With ``stop_at_refusal`` the
-        batch ends at the first refusal (what came before it is committed). A conflict with
-        a concurrent writer rolls the whole batch back; it is then recorded command by
-        command, each with the retries of ``handle``.
+        A refused or invalid command records nothing (every rule is checked before anything
+        is written) and is answered with its error in the result list, in order. With
+        ``stop_at_refusal`` the batch ends at the first refusal (what came before it is
+        committed). A conflict with a concurrent writer rolls the whole batch back; it is then
+        recorded command by command, each with the retries of ``handle``.
         """
         try:
-            with self.transaction() as session:
-                self._begin_write(session)
+            with self._writing(commands) as write:
                 results: list[Outcome | LedgerError] = []
                 for command in commands:
                     try:
-                        with session.begin_nested():
-                            results.append(self._record(session, command, actor))
+                        results.append(self._record(write, command, actor))
                     except (CommandRefused, InvalidCommand) as refusal:
                         results.append(refusal)
                         if stop_at_refusal:
                             break
                 return results
         except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
-            self._forget_cached()
             if not _is_conflict(conflict):
                 raise
-        except BaseException:
-            self._forget_cached()
-            raise
         return self._one_by_one(commands, actor, stop_at_refusal)
 
     def _one_by_one(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool) -> list[Outcome | LedgerError]:
@@ -152,7 +204,8 @@ class TrialLedger:
         return results
 
     def _forget_cached(self) -> None:
-        """Drop cached aggregates: within a rolled-back batch they may have seen its events."""
+        """Drop cached aggregates: within a rolled-back transaction they may have seen its events."""
+        self._head = None
         repository = self.store.repository
         if isinstance(repository.cache, LRUCache):
             repository.cache = LRUCache(maxsize=repository.cache.maxsize)
@@ -160,9 +213,30 @@ class TrialLedger:
             repository.cache = Cache()
 
     def _handle_once(self, command: Command, actor: Actor) -> Outcome:
-        with self.transaction() as session:
-            self._begin_write(session)
-            return self._record(session, command, actor)
+        with self._writing([command]) as write:
+            return self._record(write, command, actor)
+
+    @contextmanager
+    def _writing(self, commands: Sequence[Command]) -> Iterator[_Write]:
+        """A write transaction: the write lock, then the commands' prior ids, then the rows.
+
+        When no other writer committed an event since this ledger's own last commit, its
+        cached aggregates are current and are used without asking the store for newer events.
+        """
+        try:
+            with self.transaction() as session:
+                self._begin_write(session)
+                head = session.execute(select(func.max(self._notification_id))).scalar()
+                write = _Write(session, head, self._prior_commands(session, commands))
+                with cache_known_current() if head is not None and head == self._head else nullcontext():
+                    yield write
+                write.flush()
+            self._head = write.head
+        except LedgerError:  # refused before anything was written: the cache holds nothing of it
+            raise
+        except BaseException:
+            self._forget_cached()
+            raise
 
     def _begin_write(self, session: Session) -> None:
         """Take the store's write lock before reading: writers queue instead of conflicting.
@@ -175,54 +249,39 @@ class TrialLedger:
         else:
             session.execute(text(f"LOCK TABLE {self.recorder.events_table_name} IN EXCLUSIVE MODE"))
 
-    def _record(self, session: Session, command: Command, actor: Actor) -> Outcome:
+    def _prior_commands(self, session: Session, commands: Sequence[Command]) -> dict[str, tuple[list[str], str | None]]:
+        """The entry ids and fingerprints of the commands' ids recorded before, by id."""
+        ids = sorted({c.command_id for c in commands if c.command_id is not None})
+        prior: dict[str, tuple[list[str], str | None]] = {}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            rows = session.execute(
+                select(_COMMANDS.c.command_id, _COMMANDS.c.entry_ids, _COMMANDS.c.fingerprint).where(
+                    _COMMANDS.c.command_id.in_(ids[start : start + _IDS_PER_QUERY])
+                )
+            )
+            prior.update({row.command_id: (row.entry_ids.split(), row.fingerprint) for row in rows})
+        return prior
+
+    def _record(self, write: _Write, command: Command, actor: Actor) -> Outcome:
         fingerprint = command_fingerprint(command)
-        if command.command_id is not None:
-            prior = session.execute(
-                select(CommandRow.entry_ids, CommandRow.fingerprint).where(CommandRow.command_id == command.command_id)
-            ).first()
-            if prior is not None:
-                if prior.fingerprint is not None and prior.fingerprint != fingerprint:
-                    raise CommandRefused(
-                        "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
-                    )
-                return Outcome(command.name, prior.entry_ids.split(), duplicate=True)
+        if command.command_id is not None and command.command_id in write.commands:
+            entry_ids, recorded_fingerprint = write.commands[command.command_id]
+            if recorded_fingerprint is not None and recorded_fingerprint != fingerprint:
+                raise CommandRefused(
+                    "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
+                )
+            return Outcome(command.name, entry_ids, duplicate=True)
         aggregates, deviations = self.decider.decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
-        entry_ids = self._index(session, recordings, owners)
+        cache = self.store.repository.cache
+        if cache is not None:  # the saved versions, for the next command (a rollback empties the cache)
+            for aggregate in aggregates:
+                cache.put(aggregate.id, aggregate)
+        entry_ids = write.index(recordings, owners)
         if command.command_id is not None:
-            row = {"command_id": command.command_id, "recorded_at": self.clock.now(), "entry_ids": " ".join(entry_ids), "fingerprint": fingerprint}
-            session.execute(insert(CommandRow), [row])
+            write.command(command.command_id, self.clock.now(), entry_ids, fingerprint)
         return Outcome(command.name, entry_ids, deviations)
-
-    def _index(self, session: Session, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
-        """One ``ledger_entries`` row per recorded event, in the events' transaction."""
-        rows: list[dict[str, Any]] = []
-        for recording in recordings:
-            ev = cast(LedgerEvent, recording.domain_event)
-            data = ev.data()
-            patient_id, stratum = owners[ev.originator_id]
-            rows.append(
-                {
-                    "position": recording.notification.id,
-                    "entry_id": ev.entry_id,
-                    "aggregate_id": str(ev.originator_id),
-                    "aggregate_version": ev.originator_version,
-                    "patient_id": data.get("patient_id", patient_id),
-                    "stratum": stratum,
-                    "kind": type(ev).__name__,
-                    "occurred_on": ev.occurred_on,
-                    "recorded_at": ev.timestamp,
-                    "recorded_by": ev.recorded_by,
-                    "role": ev.role.value,
-                    "command_id": ev.command_id,
-                    "amends_entry_id": data.get("amends_entry_id"),
-                }
-            )
-        session.execute(insert(EntryRow), rows)
-        return [str(row["entry_id"]) for row in rows]
-
 
     def load_patient(self, patient_id: str, as_of: datetime | None = None) -> Patient:
         """The patient's aggregate; with ``as_of``, only the events recorded by then are read."""

@@ -14,14 +14,18 @@ Both tables are created by the Alembic revisions in ``migrations/``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import fields
 from datetime import UTC, date, datetime
 from enum import Enum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, Repository
 from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.utils import strtobool
 from sqlalchemy import BigInteger, Date, DateTime, Integer, String, Text, TypeDecorator, event
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -73,6 +77,35 @@ class EntryAsDict(Transcoding):
         return Entry(**data)
 
 
+_CACHE_CURRENT: ContextVar[bool] = ContextVar("ledger_cache_current", default=False)
+
+
+@contextmanager
+def cache_known_current() -> Iterator[None]:
+    """Within this block cached aggregates are read as they are, without asking the store for newer events.
+
+    Only for a writer that holds the store's write lock and has seen that no other writer
+    committed an event since its own last commit: its cache then holds every event there is.
+    """
+    token = _CACHE_CURRENT.set(True)
+    try:
+        yield
+    finally:
+        _CACHE_CURRENT.reset(token)
+
+
+class LedgerRepository(Repository[UUID]):
+    """eventsourcing's repository, whose fast-forward of a cached aggregate can be known unnecessary."""
+
+    @property
+    def fastforward(self) -> bool:
+        return self._fastforward and not _CACHE_CURRENT.get()
+
+    @fastforward.setter
+    def fastforward(self, value: bool) -> None:
+        self._fastforward = value
+
+
 class EventStore(Application[UUID]):
     """The event store: events in ``ledger_events``, snapshots in ``ledger_snapshots``.
 
@@ -82,6 +115,17 @@ class EventStore(Application[UUID]):
 
     name = APPLICATION_NAME
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Patient: SNAPSHOT_INTERVAL, Escalation: SNAPSHOT_INTERVAL}
+
+    def construct_repository(self) -> Repository[UUID]:
+        cache_maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return LedgerRepository(
+            event_store=self.events,
+            snapshot_store=self.snapshots,
+            cache_maxsize=int(cache_maxsize) if cache_maxsize else None,
+            fastforward=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD, "y")),
+            fastforward_skipping=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING, "n")),
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+        )
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import date
+from functools import cache
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
@@ -58,9 +59,7 @@ class LedgerEvent(Aggregate.Event):
 
     def data(self) -> dict[str, Any]:
         """The fact's own fields, without the envelope."""
-        return {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name not in ENVELOPE_FIELDS
-        }
+        return {name: getattr(self, name) for name in _data_fields(type(self))}
 
     def as_entry(self) -> Entry:
         return Entry(
@@ -80,6 +79,11 @@ class LedgerEvent(Aggregate.Event):
 
     def apply(self, aggregate: Aggregate) -> None:
         aggregate.entries.append(self.as_entry())  # type: ignore[attr-defined]
+
+
+@cache
+def _data_fields(cls: type[LedgerEvent]) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls) if f.name not in ENVELOPE_FIELDS)
 
 
 class ProtocolDeviationRecorded(LedgerEvent):

@@ -103,14 +103,13 @@ class Projector:
         """Has this transaction begun on the driver's connection (by an earlier BEGIN IMMEDIATE)?"""
         return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
 
+    def _decode(self, notifications: list[Notification]) -> list[tuple[int, LedgerEvent]]:
+        return [(n.id, cast(LedgerEvent, self.ledger.store.mapper.to_domain_event(n))) for n in notifications]
+
     def _apply(self, connection: Connection, tables: ReadModelTables, projection: str, notifications: list[Notification]) -> None:
-        decoded = [(n.id, cast(LedgerEvent, self.ledger.store.mapper.to_domain_event(n))) for n in notifications]
+        decoded = self._decode(notifications)
         if projection == "audit_trail":
-            owners = self._owners(connection, notifications[0].id, notifications[-1].id)
-            table = tables["rm_audit_trail"]
-            connection.execute(delete(table).where(table.c.position.between(notifications[0].id, notifications[-1].id)))
-            rows = [row for pos, ev in decoded for row in audit_rows(pos, ev.as_entry(), *owners.get(pos, (None, None)))]
-            _insert(connection, table, rows)
+            self._write_audit(connection, tables, [(pos, ev.as_entry()) for pos, ev in decoded])
             return
         touched: dict[UUID, int] = {}
         for _, ev in decoded:
@@ -122,6 +121,14 @@ class Projector:
             aggregate: object = self.ledger.store.repository.get(aggregate_id, version=version)
             if isinstance(aggregate, Patient):
                 self._write_patient(connection, tables, aggregate.patient_id, aggregate.entries)
+
+    def _write_audit(self, connection: Connection, tables: ReadModelTables, entries: list[tuple[int, Entry]]) -> None:
+        """The audit rows of a range of positions, replacing any written before."""
+        first, last = entries[0][0], entries[-1][0]
+        owners = self._owners(connection, first, last)
+        table = tables["rm_audit_trail"]
+        connection.execute(delete(table).where(table.c.position.between(first, last)))
+        _insert(connection, table, [row for pos, entry in entries for row in audit_rows(pos, entry, *owners.get(pos, (None, None)))])
 
     def _write_patient(self, connection: Connection, tables: ReadModelTables, patient_id: str, entries: list[Entry]) -> None:
         rows = patient_rows(patient_id, entries, self.ledger.protocol)
@@ -170,11 +177,12 @@ class Projector:
             notifications = self.ledger.recorder.select_notifications(position + 1, self.batch, stop=end)
             if not notifications:
                 break
+            decoded = [(pos, ev, ev.as_entry()) for pos, ev in self._decode(notifications)]
             with self.ledger.engine.begin() as connection:
                 if "audit_trail" in self.projections:
-                    self._apply(connection, fresh, "audit_trail", notifications)
+                    self._write_audit(connection, fresh, [(pos, entry) for pos, _, entry in decoded])
                 if "patients" in self.projections:
-                    self._collect(connection, fresh, notifications, courses, patient_ids)
+                    self._collect(connection, fresh, decoded, courses, patient_ids)
             position = notifications[-1].id
             if on_progress is not None:
                 on_progress(position, end)
@@ -185,13 +193,11 @@ class Projector:
         return position
 
     def _collect(
-        self, connection: Connection, fresh: ReadModelTables, notifications: list[Notification],
+        self, connection: Connection, fresh: ReadModelTables, decoded: list[tuple[int, LedgerEvent, Entry]],
         courses: dict[UUID, list[Entry]], patient_ids: dict[UUID, str],
     ) -> None:
         """Gather each patient's course in memory; decisions go straight to their table."""
-        for n in notifications:
-            ev = cast(LedgerEvent, self.ledger.store.mapper.to_domain_event(n))
-            entry = ev.as_entry()
+        for _, ev, entry in decoded:
             if isinstance(ev, EscalationDecided):
                 _insert(connection, fresh["rm_escalation_decisions"], [decision_row(entry, self._stratum_of(connection, ev.originator_id))])
             elif isinstance(ev, PatientEnrolled):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -155,16 +155,20 @@ def patient_state(
     valid_on: date | None = None,
 ) -> PatientState:
     state = PatientState(patient_id=patient_id, as_of=as_of, valid_on=valid_on)
-    known = [e for e in entries if as_of is None or e.recorded_at <= as_of]
-    state.entry_count = sum(1 for e in known if valid_on is None or e.occurred_on <= valid_on)
+    known = entries if as_of is None else [e for e in entries if e.recorded_at <= as_of]
+    state.entry_count = len(known) if valid_on is None else sum(1 for e in known if e.occurred_on <= valid_on)
     resolutions: dict[str, date] = {}
-    for entry in valid_entries(effective_entries(entries, as_of), valid_on):
-        if entry.kind == "ToxicityResolved":  # applied once every toxicity is known, whatever the dates
+    reported: list[Entry] = []
+    for entry in valid_entries(effective_entries(known), valid_on):
+        kind = entry.kind
+        if kind == "ToxicityResolved":  # applied once every toxicity is known, whatever the dates
             resolutions[entry.data["toxicity_id"]] = entry.data["resolved_on"]
+        elif kind == "ToxicityReported":  # built once the first cycle and the resolutions are known
+            reported.append(entry)
         else:
             _apply(state, entry, protocol)
-    state.toxicities = [replace(t, resolved_on=resolutions.get(t.entry_id)) for t in state.toxicities]
-    _derive_dlts(state, protocol)
+    start = state.cycle1_started_on
+    state.toxicities = [_toxicity(entry, resolutions.get(entry.entry_id), start, protocol) for entry in reported]
     return state
 
 
@@ -188,23 +192,6 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
         state.modifications.append((d["effective_on"], d["dose_mg"]))
     elif kind == "InoInfusionRecorded":
         state.infusions.append(Infusion(entry.entry_id, d["given_on"], float(d["dose_mg_m2"])))
-    elif kind == "ToxicityReported":
-        state.toxicities.append(
-            Toxicity(
-                entry_id=entry.entry_id,
-                term=d["term"],
-                grade=d["grade"],
-                attribution=_value(d["attribution"]),
-                onset_on=d["onset_on"],
-                serious=bool(d["serious"]),
-                hematologic=bool(d["hematologic"]),
-                ctcae_version=d["ctcae_version"],
-                declared_dlt=d["dlt"],
-                dose_limiting=False,
-                dlt=False,
-                resolved_on=None,
-            )
-        )
     elif kind == "ResponseAssessed":
         state.assessments.append(
             Assessment(
@@ -230,19 +217,25 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
         state.deviations.append((d["rule_id"], entry.entry_id))
 
 
-def _derive_dlts(state: PatientState, protocol: Protocol) -> None:
-    start = state.cycle1_started_on
-    derived = []
-    for t in state.toxicities:
-        limiting = is_dose_limiting(
-            grade=t.grade,
-            attribution=t.attribution,
-            hematologic=t.hematologic,
-            declared=t.declared_dlt,
-            protocol=protocol,
-        )
-        derived.append(replace(t, dose_limiting=limiting, dlt=limiting and in_dlt_window(t.onset_on, start, protocol)))
-    state.toxicities = derived
+def _toxicity(entry: Entry, resolved_on: date | None, cycle1_started_on: date | None, protocol: Protocol) -> Toxicity:
+    """A reported toxicity with what derives from it: dose-limiting (DLT-DEF), counted (DLT-WINDOW)."""
+    d = entry.data
+    attribution = _value(d["attribution"])
+    limiting = is_dose_limiting(grade=d["grade"], attribution=attribution, hematologic=bool(d["hematologic"]), declared=d["dlt"], protocol=protocol)
+    return Toxicity(
+        entry_id=entry.entry_id,
+        term=d["term"],
+        grade=d["grade"],
+        attribution=attribution,
+        onset_on=d["onset_on"],
+        serious=bool(d["serious"]),
+        hematologic=bool(d["hematologic"]),
+        ctcae_version=d["ctcae_version"],
+        declared_dlt=d["dlt"],
+        dose_limiting=limiting,
+        dlt=limiting and in_dlt_window(d["onset_on"], cycle1_started_on, protocol),
+        resolved_on=resolved_on,
+    )
 
 
 def _qualifies(d: dict[str, Any], protocol: Protocol) -> bool:
