@@ -10,10 +10,13 @@ import multiprocessing
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
-from ledger.commands import EnrollPatient, RecordBosutinibDose, StartCycle
-from ledger.domain.values import Actor, Phase, Role
+from ledger.clock import FixedClock
+from ledger.commands import DecideEscalation, EnrollPatient, RecordBosutinibDose, ReportToxicity, StartCycle
+from ledger.domain.values import Actor, Attribution, Decision, Phase, Role
 from ledger.errors import RuleViolations
 from ledger.interfaces.importer import import_file
 from ledger.queries import patient_document, patient_history
@@ -107,3 +110,45 @@ def test_two_imports_of_one_file_with_command_ids_record_each_line_once(ledger: 
     entries = patient_history(ledger, "S001")["entries"]
     assert len(entries) == len(lines)
     assert len({e["entry_id"] for e in entries}) == len(lines)
+
+
+def test_a_writer_sees_what_another_writer_committed_since_its_own_last_write(
+    ledger: TrialLedger, database_url: str, clock: FixedClock, investigator: Actor
+) -> None:
+    """A writer's cached patient is used as it is only while no one else has written since."""
+    prepare(ledger, investigator)
+    ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=START, dose_mg=300), investigator)
+    other = build_ledger(Settings(database_url=database_url, user="writer.b"), clock=clock)
+    try:
+        other.handle(RecordBosutinibDose(patient_id="P001", taken_on=START + timedelta(days=1), dose_mg=300), investigator)
+    finally:
+        other.close()
+    with pytest.raises(RuleViolations) as refusal:  # the second day is already taken, by the other writer
+        ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=START + timedelta(days=1), dose_mg=300), investigator)
+    assert refusal.value.rule_id == "BOS-DAILY"
+    ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=START + timedelta(days=2), dose_mg=300), investigator)
+    assert patient_document(ledger, "P001", valid_on=date(2016, 3, 1))["bosutinib_doses"] == 3
+
+
+def test_a_decision_rests_on_a_dlt_another_writer_recorded_since_this_writers_last_write(
+    ledger: TrialLedger, database_url: str, clock: FixedClock, investigator: Actor
+) -> None:
+    """The decision saves only the stratum's record, so only a fresh read of the patients can see the DLT."""
+    start = date(2016, 1, 4)
+    for n in (1, 2, 3):
+        ledger.handle(
+            EnrollPatient(patient_id=f"P{n}", enrolled_on=start, diagnosis="PH_POS_ALL", phase=Phase.I, cd22_percent=60.0, abl_mutations=[], bsa_m2=1.8),
+            investigator,
+        )
+        ledger.handle(StartCycle(patient_id=f"P{n}", cycle=1, started_on=start), investigator)
+    other = build_ledger(Settings(database_url=database_url, user="writer.b"), clock=clock)
+    try:
+        other.handle(
+            ReportToxicity(patient_id="P2", onset_on=start + timedelta(days=5), term="Rash", grade=4, attribution=Attribution.PROBABLE), investigator
+        )
+    finally:
+        other.close()
+    escalate = DecideEscalation(stratum="default", decided_on=start + timedelta(days=35), dose_mg=300, decision=Decision.ESCALATE)
+    with pytest.raises(RuleViolations) as refusal:
+        ledger.handle(escalate, investigator)
+    assert refusal.value.rule_id == "ESC-3PLUS3"
