@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -17,3 +18,16 @@ def plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
     return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not a recorded value")
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(plain(value), sort_keys=True)``, without walking the value twice."""
+    return json.dumps(value, sort_keys=True, default=_json_default)

@@ -30,6 +30,7 @@ from ledger.domain.events import LedgerEvent
 from ledger.domain.patient import Patient, PatientEnrolled
 from ledger.domain.values import Entry
 from ledger.persistence import EntryRow
+from ledger.projections.bulk import bulk_insert
 from ledger.projections.rows import audit_rows, decision_row, patient_rows
 from ledger.projections.tables import INDEXES, PROJECTIONS, TABLES, ReadModelTables, read_model_tables
 
@@ -75,7 +76,7 @@ class Projector:
     def _apply_next(self, projection: str, on_progress: Progress | None) -> int:
         with self.ledger.engine.begin() as connection:
             start = self._lock(connection, projection)
-            notifications = self.ledger.recorder.select_notifications(start + 1, self.batch)
+            notifications = self._notifications(connection, start + 1, self.batch)
             if not notifications:
                 return 0
             last = notifications[-1].id
@@ -102,6 +103,18 @@ class Projector:
     def _sqlite_write_locked(connection: Connection) -> bool:
         """Has this transaction begun on the driver's connection (by an earlier BEGIN IMMEDIATE)?"""
         return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+
+    def _notifications(self, connection: Connection, start: int, limit: int, stop: int | None = None) -> list[Notification]:
+        """The next events of the log from ``start``, in order (a plain select: no ORM objects)."""
+        events = cast(Table, self.ledger.recorder.events_record_cls.__table__)
+        query = select(events.c.id, events.c.originator_id, events.c.originator_version, events.c.topic, events.c.state).where(events.c.id >= start)
+        if stop is not None:
+            query = query.where(events.c.id <= stop)
+        rows = connection.execute(query.order_by(events.c.id).limit(limit))
+        return [
+            Notification(id=i, originator_id=originator_id, originator_version=version, topic=topic, state=bytes(state))
+            for i, originator_id, version, topic, state in rows
+        ]
 
     def _decode(self, notifications: list[Notification]) -> list[tuple[int, LedgerEvent]]:
         return [(n.id, cast(LedgerEvent, self.ledger.store.mapper.to_domain_event(n))) for n in notifications]
@@ -174,7 +187,8 @@ class Projector:
         patient_ids: dict[UUID, str] = {}
         position = 0
         while position < end:
-            notifications = self.ledger.recorder.select_notifications(position + 1, self.batch, stop=end)
+            with self.ledger.engine.connect() as connection:
+                notifications = self._notifications(connection, position + 1, self.batch, stop=end)
             if not notifications:
                 break
             decoded = [(pos, ev, ev.as_entry()) for pos, ev in self._decode(notifications)]
@@ -220,8 +234,7 @@ def create_indexes(connection: Connection, tables: ReadModelTables, names: Itera
 
 
 def _insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        connection.execute(insert(table), rows)
+    bulk_insert(connection, table, rows)
 
 
 def _replace(connection: Connection, table: Table, key: str, values: list[Any], rows: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any
 
 from ledger.domain.values import Entry
-from ledger.encoding import plain
+from ledger.encoding import dumps, plain
 from ledger.policies.dlt import dlt_window
 from ledger.policies.follow_up import follow_up_end
 from ledger.protocol import Protocol
@@ -41,7 +41,7 @@ def audit_rows(position: int, entry: Entry, patient_id: str | None, stratum: str
         "field": None,
         "old_value": None,
         "new_value": None,
-        "data": json.dumps(plain(entry.data), sort_keys=True),
+        "data": dumps(entry.data),
     }
     if entry.kind != "EntryCorrected":
         return [base]
