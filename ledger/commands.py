@@ -150,6 +150,42 @@ class RecordFollowUp(PatientCommand):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RecordLostToFollowUp(PatientCommand):
+    name = "record_lost_to_follow_up"
+    date_field = "lost_on"
+    lost_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordFollowUpMissed(PatientCommand):
+    """The scheduler's: a follow-up visit's window closed with no contact (FU-SCHEDULE)."""
+
+    name = "record_follow_up_missed"
+    date_field = "window_closed_on"
+    visit: int
+    due_on: date
+    window_closed_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteFollowUp(PatientCommand):
+    """The scheduler's: the follow-up year is over (FU-WINDOW)."""
+
+    name = "complete_follow_up"
+    date_field = "completed_on"
+    completed_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteDltEvaluation(PatientCommand):
+    """The scheduler's: the DLT window closed without a DLT (DLT-WINDOW)."""
+
+    name = "complete_dlt_evaluation"
+    date_field = "window_closed_on"
+    window_closed_on: date
+
+
+@dataclass(frozen=True, kw_only=True)
 class RecordDeath(PatientCommand):
     name = "record_death"
     date_field = "died_on"
@@ -194,6 +230,7 @@ COMMANDS: dict[str, type[Command]] = {
         AssessResponse,
         EndTreatment,
         RecordFollowUp,
+        RecordLostToFollowUp,
         RecordDeath,
         DecideEscalation,
         CorrectEntry,
@@ -213,5 +250,9 @@ COMMAND_OF_EVENT: dict[str, type[PatientCommand]] = {
     "ResponseAssessed": AssessResponse,
     "TreatmentEnded": EndTreatment,
     "FollowUpRecorded": RecordFollowUp,
+    "LostToFollowUp": RecordLostToFollowUp,
     "DeathRecorded": RecordDeath,
 }
+
+#: what the scheduler records because time passed; recorded by the system only, never by users
+ELAPSED_COMMANDS: tuple[type[PatientCommand], ...] = (RecordFollowUpMissed, CompleteFollowUp, CompleteDltEvaluation)

@@ -18,8 +18,11 @@ from eventsourcing.domain import Aggregate
 from ledger.clock import Clock
 from ledger.commands import (
     COMMAND_OF_EVENT,
+    ELAPSED_COMMANDS,
     AssessResponse,
     Command,
+    CompleteDltEvaluation,
+    CompleteFollowUp,
     CorrectEntry,
     DecideEscalation,
     EndTreatment,
@@ -29,7 +32,9 @@ from ledger.commands import (
     RecordBosutinibDose,
     RecordDeath,
     RecordFollowUp,
+    RecordFollowUpMissed,
     RecordInoInfusion,
+    RecordLostToFollowUp,
     ReportToxicity,
     ResolveToxicity,
     StartCycle,
@@ -42,7 +47,7 @@ from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
 from ledger.domain.patient import FACT_EVENTS, Patient
 from ledger.domain.values import Actor, Entry, Phase, Role, patient_aggregate_id
 from ledger.errors import CommandRefused, InvalidCommand, RuleViolations, Violation
-from ledger.policies import eligibility, escalation
+from ledger.policies import eligibility, escalation, schedule
 from ledger.policies.course import check_not_future, check_patient_command, command_of, later_conflicts
 from ledger.protocol import Protocol
 from ledger.records import Records
@@ -67,7 +72,11 @@ EVENT_OF_COMMAND: dict[type[Command], type[LedgerEvent]] = {
     AssessResponse: patient_events.ResponseAssessed,
     EndTreatment: patient_events.TreatmentEnded,
     RecordFollowUp: patient_events.FollowUpRecorded,
+    RecordLostToFollowUp: patient_events.LostToFollowUp,
     RecordDeath: patient_events.DeathRecorded,
+    RecordFollowUpMissed: patient_events.FollowUpMissed,
+    CompleteFollowUp: patient_events.FollowUpCompleted,
+    CompleteDltEvaluation: patient_events.DltEvaluationCompleted,
 }
 
 
@@ -94,6 +103,8 @@ class Decider:
         if isinstance(command, VoidEntry):
             return self._void(command, actor)
         assert isinstance(command, PatientCommand)
+        if isinstance(command, ELAPSED_COMMANDS):
+            return self._elapsed(command, actor)
         check_not_future(command.occurred_on, self.clock.today())
         patient = self.load_patient(command.patient_id)
         state = patient_state(command.patient_id, patient.entries, self.protocol)
@@ -101,6 +112,15 @@ class Decider:
         entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
         violations += later_conflicts(command.patient_id, patient.entries, command.occurred_on, {entry_id}, self.protocol)
         return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
+
+    def _elapsed(self, cmd: PatientCommand, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
+        """What a closed window makes due, recorded by the scheduler (the system user) only."""
+        if actor.role is not Role.SYSTEM:
+            raise CommandRefused(schedule.RULE_OF[schedule.kind_of(cmd)], f"{cmd.name} is recorded by the scheduler; {actor.user} acts as {actor.role.value}")
+        patient = self.load_patient(cmd.patient_id)
+        schedule.check_elapsed(patient_state(cmd.patient_id, patient.entries, self.protocol), cmd, self.protocol, self.clock.today())
+        self._append(patient, EVENT_OF_COMMAND[type(cmd)], cmd, actor, cmd.occurred_on, _fields_of(cmd))
+        return [patient], []
 
     def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if self._exists(patient_aggregate_id(cmd.patient_id)):

@@ -63,7 +63,7 @@ def patient_document(ledger: TrialLedger, patient_id: str, as_of: datetime | Non
 
 
 def patient_status(state: PatientState, on: date, ledger: TrialLedger) -> str:
-    return status_on(on, state.died_on, state.treatment_ended_on, state.end_reason, ledger.protocol)
+    return status_on(on, state.died_on, state.treatment_ended_on, state.end_reason, ledger.protocol, state.lost_on)
 
 
 def ino_schedule(state: PatientState, on: date, ledger: TrialLedger) -> str:
@@ -82,14 +82,16 @@ def ino_schedule(state: PatientState, on: date, ledger: TrialLedger) -> str:
 def follow_up_document(state: PatientState, on: date, ledger: TrialLedger) -> dict[str, Any]:
     ended = state.treatment_ended_on
     contacts = [c.contacted_on for c in state.contacts]
-    if ended is None or state.died_on is not None or state.end_reason == "WITHDRAWAL":
+    if ended is None or state.end_reason == "WITHDRAWAL":
         return {"visits": len(contacts), "missed": 0, "next_due_on": None, "window_closes_on": None}
-    status = follow_up_status(ended, contacts, on, ledger.protocol)
+    stops = [d for d in (state.died_on, state.lost_on) if d is not None and d <= on]
+    status = follow_up_status(ended, contacts, min(stops) if stops else on, ledger.protocol)  # nothing is due after death or loss
+    due = None if stops else status.next_due
     return {
         "visits": len(contacts),
         "missed": len(status.missed),
-        "next_due_on": status.next_due.due_on if status.next_due else None,
-        "window_closes_on": status.next_due.closes_on if status.next_due else None,
+        "next_due_on": due.due_on if due else None,
+        "window_closes_on": due.closes_on if due else None,
     }
 
 
@@ -156,3 +158,30 @@ def escalation_document(
             }
         )
     return {"strata": documents, "as_of": as_of, "valid_on": valid_on}
+
+
+def schedule_document(ledger: TrialLedger, patient_id: str | None = None) -> dict[str, Any]:
+    """What time makes due, overdue first: each pending action, its window and its command id."""
+    from ledger.scheduling import Scheduling
+
+    scheduling = Scheduling(ledger)
+    if patient_id is not None:
+        ledger.load_patient(patient_id)  # PATIENT-UNKNOWN for a patient never enrolled
+    today = ledger.clock.today()
+    actions = scheduling.pending(None if patient_id is None else [patient_id])
+    return {
+        "today": today,
+        "items": [
+            {
+                "patient_id": a.patient_id,
+                "action": a.kind,
+                "visit": a.visit,
+                "visit_due_on": a.visit_due_on,
+                "window_closes_on": a.closed_on,
+                "due_on": a.due_on,
+                "overdue": a.due_on <= today,
+                "command_id": a.command_id,
+            }
+            for a in sorted(actions, key=lambda a: (a.due_on > today, a.due_on, a.patient_id, a.kind, a.visit or 0))
+        ],
+    }

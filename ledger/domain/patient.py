@@ -117,6 +117,36 @@ class DeathRecorded(LedgerEvent):
     cause: str | None
 
 
+class LostToFollowUp(LedgerEvent):
+    """The patient can no longer be reached for follow-up (FU-WINDOW): nothing more is due."""
+
+    date_field: ClassVar[str | None] = "lost_on"
+    lost_on: date
+
+
+class FollowUpMissed(LedgerEvent):
+    """FU-SCHEDULE: follow-up visit ``visit``'s window closed with no contact (recorded by the scheduler)."""
+
+    date_field: ClassVar[str | None] = "window_closed_on"
+    visit: int
+    due_on: date
+    window_closed_on: date
+
+
+class FollowUpCompleted(LedgerEvent):
+    """FU-WINDOW: the follow-up year ended on ``completed_on`` (recorded by the scheduler)."""
+
+    date_field: ClassVar[str | None] = "completed_on"
+    completed_on: date
+
+
+class DltEvaluationCompleted(LedgerEvent):
+    """DLT-WINDOW: the patient's DLT window closed on ``window_closed_on`` without a DLT (recorded by the scheduler)."""
+
+    date_field: ClassVar[str | None] = "window_closed_on"
+    window_closed_on: date
+
+
 class EntryCorrected(LedgerEvent):
     """Fields of an earlier entry corrected; the earlier entry stays as it was recorded.
 
@@ -149,9 +179,13 @@ FACT_EVENTS: dict[str, type[LedgerEvent]] = {
         ResponseAssessed,
         TreatmentEnded,
         FollowUpRecorded,
+        LostToFollowUp,
         DeathRecorded,
     )
 }
+
+#: the events the scheduler records because time passed: neither corrected nor voided by users
+ELAPSED_EVENTS: dict[str, type[LedgerEvent]] = {cls.__name__: cls for cls in (FollowUpMissed, FollowUpCompleted, DltEvaluationCompleted)}
 
 
 class Patient(EntryLog):

@@ -146,5 +146,29 @@ class OutcomeDocument(Ordered):
     duplicate = fields.Boolean()
 
 
+class ScheduleItemDocument(Ordered):
+    patient_id = fields.String()
+    action = fields.String()  # follow_up_missed, follow_up_completed or dlt_evaluation_completed
+    visit = fields.Integer(allow_none=True)
+    visit_due_on = fields.Date(allow_none=True)
+    window_closes_on = fields.Date()
+    due_on = fields.Date()  # the first day the scheduler records it: the day after the window closes
+    overdue = fields.Boolean()
+    command_id = fields.String()
+
+
+class ScheduleDocument(Ordered):
+    today = fields.Date()
+    items = fields.List(fields.Nested(ScheduleItemDocument))
+
+
+class SchedulerRunDocument(Ordered):
+    due = fields.Integer()
+    recorded = fields.Integer()
+    duplicates = fields.Integer()
+    refused = fields.Dict(keys=fields.String(), values=fields.String())
+    command_ids = fields.List(fields.String())
+
+
 def to_json(schema: Schema, document: Any) -> str:
     return json.dumps(schema.dump(document), indent=2, ensure_ascii=False)

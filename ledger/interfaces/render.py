@@ -96,3 +96,14 @@ def summary(doc: dict[str, Any]) -> str:
     lines.append("  status:        " + ", ".join(f"{k} {v}" for k, v in d["status"].items()))
     lines.append("  best response: " + (", ".join(f"{k} {v}" for k, v in d["best_response"].items()) or "-"))
     return "\n".join(lines)
+
+
+def schedule(doc: dict[str, Any]) -> str:
+    d = plain(doc)
+    if not d["items"]:
+        return f"Nothing is pending (today is {d['today']})."
+    lines = [f"{'due':<11} {'':<8} {'patient':<10} {'action':<46} {'window closes':<14} command id"]
+    for x in d["items"]:
+        what = x["action"] + (f" (visit {x['visit']}, due {x['visit_due_on']})" if x["visit"] else "")
+        lines.append(f"{x['due_on']:<11} {'OVERDUE' if x['overdue'] else '':<8} {x['patient_id']:<10} {what:<46} {x['window_closes_on']:<14} {x['command_id']}")
+    return "\n".join(lines)

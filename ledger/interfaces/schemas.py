@@ -157,6 +157,10 @@ class RecordFollowUpSchema(PatientSchema):
     disease_status = _enum(DiseaseStatus, load_default=None, allow_none=True)
 
 
+class RecordLostToFollowUpSchema(PatientSchema):
+    lost_on = fields.Date(required=True)
+
+
 class RecordDeathSchema(PatientSchema):
     died_on = fields.Date(required=True)
     cause = fields.String(load_default=None, validate=TEXT)
@@ -202,6 +206,7 @@ SCHEMAS: dict[str, type[CommandSchema]] = {
     "assess_response": AssessResponseSchema,
     "end_treatment": EndTreatmentSchema,
     "record_follow_up": RecordFollowUpSchema,
+    "record_lost_to_follow_up": RecordLostToFollowUpSchema,
     "record_death": RecordDeathSchema,
     "decide_escalation": DecideEscalationSchema,
     "correct_entry": CorrectEntrySchema,

@@ -25,6 +25,7 @@ from ledger.commands import (
     RecordDeath,
     RecordFollowUp,
     RecordInoInfusion,
+    RecordLostToFollowUp,
     ReportToxicity,
     ResolveToxicity,
     StartCycle,
@@ -72,6 +73,7 @@ CHECKS: dict[type[PatientCommand], Check] = {
     AssessResponse: lambda s, c, p: check_observation(s, c.assessed_on, "a response assessment"),
     EndTreatment: lambda s, c, p: treatment.check_end_treatment(s, c),
     RecordFollowUp: follow_up.check_follow_up,
+    RecordLostToFollowUp: follow_up.check_lost_to_follow_up,
     RecordDeath: lambda s, c, p: treatment.check_death(s, c),
     EnrollPatient: lambda s, c, p: eligibility.check_eligibility(c, p) + _enrollment_window(s, c),
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from ledger.commands import RecordFollowUp
+from ledger.commands import RecordFollowUp, RecordLostToFollowUp
 from ledger.errors import Violation
 from ledger.policies.treatment import check_death_final
 from ledger.protocol import Protocol
@@ -65,7 +65,9 @@ def follow_up_status(ended_on: date, contacts: list[date], on: date, protocol: P
     return FollowUpStatus(attended, missed, upcoming[0] if upcoming else None)
 
 
-def status_on(on: date, died_on: date | None, ended_on: date | None, end_reason: str | None, protocol: Protocol) -> str:
+def status_on(
+    on: date, died_on: date | None, ended_on: date | None, end_reason: str | None, protocol: Protocol, lost_on: date | None = None
+) -> str:
     """The patient's status (contract.md) on ``on``, from the dates that decide it."""
     if died_on is not None and died_on <= on:
         return "DEAD"
@@ -73,6 +75,8 @@ def status_on(on: date, died_on: date | None, ended_on: date | None, end_reason:
         return "ON_TREATMENT"
     if end_reason == "WITHDRAWAL":
         return "OFF_STUDY"  # consent withdrawn: no follow-up
+    if lost_on is not None and lost_on <= on:
+        return "OFF_STUDY"  # lost to follow-up: no one left to follow
     return "COMPLETED" if on > follow_up_end(ended_on, protocol) else "FOLLOW_UP"
 
 
@@ -84,6 +88,9 @@ def check_follow_up(state: PatientState, cmd: RecordFollowUp, protocol: Protocol
         found.append(Violation("FU-WINDOW", f"treatment of patient {pid} has not ended; follow-up starts after the end of treatment"))
     elif day <= ended:
         found.append(Violation("FU-WINDOW", f"follow-up contacts come after the end of treatment on {ended.isoformat()}, not on {day.isoformat()}"))
+    elif state.lost_on is not None and day >= state.lost_on:
+        lost = state.lost_on.isoformat()
+        found.append(Violation("FU-WINDOW", f"patient {pid} was recorded as lost to follow-up on {lost}; void that entry if contact was re-established"))
     elif (day - ended).days > protocol.follow_up_days:
         found.append(
             Violation(
@@ -92,4 +99,22 @@ def check_follow_up(state: PatientState, cmd: RecordFollowUp, protocol: Protocol
                 f"follow-up lasts {protocol.follow_up_days} days (until {follow_up_end(ended, protocol).isoformat()})",
             )
         )
+    return found
+
+
+def check_lost_to_follow_up(state: PatientState, cmd: RecordLostToFollowUp, protocol: Protocol) -> list[Violation]:
+    """Lost to follow-up: during the follow-up year, once, not after death or withdrawal."""
+    pid, day = state.patient_id, cmd.lost_on
+    found = check_death_final(state, day, "a loss to follow-up")
+    ended = state.treatment_ended_on
+    if ended is None or day <= ended:
+        after = f" on {ended.isoformat()}" if ended else ""
+        found.append(Violation("FU-WINDOW", f"patient {pid} is lost to follow-up only after the end of treatment{after}, not on {day.isoformat()}"))
+    elif state.end_reason == "WITHDRAWAL":
+        found.append(Violation("FU-WINDOW", f"patient {pid} withdrew consent on {ended.isoformat()}; there is no follow-up to lose"))
+    elif day > follow_up_end(ended, protocol):
+        end = follow_up_end(ended, protocol).isoformat()
+        found.append(Violation("FU-WINDOW", f"the follow-up of patient {pid} ended on {end}; {day.isoformat()} is after it"))
+    if state.lost_on is not None:
+        found.append(Violation("FU-WINDOW", f"patient {pid} was already recorded as lost to follow-up on {state.lost_on.isoformat()}"))
     return found

@@ -40,7 +40,7 @@ def audit_trail(
 
 def row_status(row: dict[str, Any], on: date, protocol: Protocol) -> str:
     """A patient's status on ``on`` from their read-model row."""
-    return status_on(on, row["died_on"], row["treatment_ended_on"], row["end_reason"], protocol)
+    return status_on(on, row["died_on"], row["treatment_ended_on"], row["end_reason"], protocol, row["lost_on"])
 
 
 def trial_summary(ledger: TrialLedger, valid_on: date | None = None, as_of: datetime | None = None) -> dict[str, Any]:

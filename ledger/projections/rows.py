@@ -86,6 +86,7 @@ def patient_rows(patient_id: str, entries: list[Entry], protocol: Protocol) -> R
                 "end_reason": s.end_reason,
                 "follow_up_visits": len(s.contacts),
                 "follow_up_ends_on": follow_up_end(s.treatment_ended_on, protocol) if s.treatment_ended_on else None,
+                "lost_on": s.lost_on,
                 "died_on": s.died_on,
                 "deviations": len(s.deviations),
                 "entries": s.entry_count,
@@ -118,7 +119,7 @@ def recorded_status(s: PatientState) -> str:
         return "DEAD"
     if s.treatment_ended_on is None:
         return "ON_TREATMENT"
-    return "OFF_STUDY" if s.end_reason == "WITHDRAWAL" else "FOLLOW_UP"
+    return "OFF_STUDY" if s.end_reason == "WITHDRAWAL" or s.lost_on is not None else "FOLLOW_UP"
 
 
 def _exposure(patient_id: str, s: PatientState) -> list[dict[str, Any]]:

@@ -98,6 +98,7 @@ def read_model_tables(suffix: str = "") -> ReadModelTables:
             Column("end_reason", String(16)),
             Column("follow_up_visits", Integer, nullable=False),
             Column("follow_up_ends_on", Date),
+            Column("lost_on", Date),  # lost to follow-up (revision 0004)
             Column("died_on", Date),
             Column("deviations", Integer, nullable=False),
             Column("entries", Integer, nullable=False),

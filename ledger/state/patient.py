@@ -62,6 +62,14 @@ class Contact:
     disease_status: str | None
 
 
+@dataclass(frozen=True)
+class MissedVisit:
+    entry_id: str
+    visit: int
+    due_on: date
+    window_closed_on: date
+
+
 @dataclass
 class PatientState:
     """A patient's course on ``valid_on`` as known at ``as_of`` (``None``: everything)."""
@@ -87,6 +95,10 @@ class PatientState:
     end_reason: str | None = None
     contacts: list[Contact] = field(default_factory=list)
     died_on: date | None = None
+    lost_on: date | None = None
+    missed_visits: list[MissedVisit] = field(default_factory=list)  # recorded by the scheduler
+    follow_up_completed_on: date | None = None  # recorded by the scheduler
+    dlt_evaluated_on: date | None = None  # the DLT window's last day, recorded by the scheduler
     deviations: list[tuple[str, str]] = field(default_factory=list)
     entry_count: int = 0
 
@@ -213,6 +225,14 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
         )
     elif kind == "DeathRecorded":
         state.died_on = d["died_on"]
+    elif kind == "LostToFollowUp":
+        state.lost_on = d["lost_on"]
+    elif kind == "FollowUpMissed":
+        state.missed_visits.append(MissedVisit(entry.entry_id, d["visit"], d["due_on"], d["window_closed_on"]))
+    elif kind == "FollowUpCompleted":
+        state.follow_up_completed_on = d["completed_on"]
+    elif kind == "DltEvaluationCompleted":
+        state.dlt_evaluated_on = d["window_closed_on"]
     elif kind == "ProtocolDeviationRecorded":
         state.deviations.append((d["rule_id"], entry.entry_id))
 
