@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 
@@ -44,3 +44,20 @@ class FixedClock:
         from datetime import timedelta
 
         self.at = self.at + timedelta(**delta)
+
+
+class OffsetClock:
+    """The server's clock moved by a fixed offset: time runs, from another starting point (tests, rehearsals)."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    @classmethod
+    def starting_at(cls, at: datetime) -> OffsetClock:
+        return cls(at - datetime.now(UTC))
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def today(self) -> date:
+        return self.now().date()

@@ -22,7 +22,9 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import Notification
-from sqlalchemy import Connection, Index, Table, delete, insert, select, text, update
+from sqlalchemy import Connection, Index, Table, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledger.application import TrialLedger
 from ledger.domain.escalation import EscalationDecided
@@ -93,10 +95,12 @@ class Projector:
         """
         if connection.dialect.name == "sqlite" and not self._sqlite_write_locked(connection):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
-        row = connection.execute(select(self.tracking.c.position).where(self.tracking.c.projection == projection).with_for_update()).first()
-        if row is None:
-            connection.execute(insert(self.tracking).values(projection=projection, position=0))
-            return 0
+        query = select(self.tracking.c.position).where(self.tracking.c.projection == projection).with_for_update()
+        row = connection.execute(query).first()
+        if row is None:  # a first catch-up; another process's may be inserting the same row at this moment
+            new_row = (pg_insert if connection.dialect.name == "postgresql" else sqlite_insert)(self.tracking)
+            connection.execute(new_row.values(projection=projection, position=0).on_conflict_do_nothing())
+            row = connection.execute(query).one()
         return int(row[0])
 
     @staticmethod
