@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, text
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.clock import OffsetClock
-from ledger.commands import EndTreatment, EnrollPatient, RecordDeath, StartCycle
+from ledger.commands import CorrectEntry, EndTreatment, EnrollPatient, RecordDeath, StartCycle
 from ledger.domain.values import Actor, EndReason, Phase, Role
 from ledger.queries import patient_document, patient_history
 from ledger.scheduling.driver import POLL_JOB, SchedulerDriver
@@ -92,6 +92,15 @@ def test_a_planned_job_fires_when_its_window_closes_and_a_second_writers_death_c
 
     other = build_ledger(Settings(database_url=database_url, user="site"), clock=OffsetClock(ledger.clock.now() - datetime.now(UTC)))
     try:
+        ended = next(e for e in patient_history(other, "P2")["entries"] if e["type"] == "TreatmentEnded")
+        other.handle(CorrectEntry(patient_id="P2", entry_id=str(ended["entry_id"]), changes={"ended_on": "2025-05-02"}, reason="EOT form"), INVESTIGATOR)
+
+        def p2_jobs() -> set[str]:
+            return {job.id for job in driver.scheduler.get_jobs() if job.id != POLL_JOB and job.args[0] == "P2"}
+
+        assert wait_for(lambda: "fu-completed:P2:2026-05-02" in p2_jobs() and "fu-completed:P2:2026-05-01" not in p2_jobs()), (
+            "the corrected end of treatment did not move P2's jobs"
+        )
         other.handle(RecordDeath(patient_id="P2", died_on=date(2025, 6, 1)), INVESTIGATOR)
     finally:
         other.close()
