@@ -36,9 +36,13 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
-.PHONY: bench-import
+.PHONY: bench-import bench-verify
 bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
+
+# make bench-verify: ledger verify over an untouched ledger of ~100k events, against reading the same rows
+bench-verify: $(STAMP)
+	$(BIN)/python -m benchmarks.verify_speed $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.sqlite *.sqlite-wal *.sqlite-shm

@@ -7,7 +7,8 @@ For each command, in one database transaction:
 3. the policies check it against the state as recorded so far → refusal or go;
 4. the aggregate records the fact (and, for an acknowledged deviation, a
    ``ProtocolDeviationRecorded`` entry per broken rule);
-5. the events, their ``ledger_entries`` rows and the ``command_id`` are saved together.
+5. the events, their ``ledger_entries`` rows (each with its links in the hash chains of
+   ``ledger.integrity.chain``), the chain's new head and the ``command_id`` are saved together.
 
 A concurrent writer that changed the same aggregate first makes the save fail; the command
 is then checked again against the new state, a bounded number of times.
@@ -30,7 +31,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import Table, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
@@ -47,7 +48,8 @@ from ledger.domain.values import Actor
 from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
 from ledger.handlers import ChangesParser, Decider
-from ledger.persistence import CommandRow, EntryRow, EventStore, cache_known_current
+from ledger.integrity import chain
+from ledger.persistence import ChainHead, CommandRow, EntryRow, EventStore, cache_known_current
 from ledger.protocol import Protocol
 from ledger.records import Records
 from ledger.state import StratumState
@@ -65,55 +67,80 @@ class Outcome:
 
 _ENTRIES = cast(Table, EntryRow.__table__)
 _COMMANDS = cast(Table, CommandRow.__table__)
+_HEAD = cast(Table, ChainHead.__table__)
 _IDS_PER_QUERY = 500
 
 
 @dataclass
 class _Write:
-    """One write transaction: the commands known by id, and the index rows it inserts before committing."""
+    """One write transaction: the commands known by id, the chain's tips, and the rows it inserts before committing."""
 
     session: Session
     head: int | None  # the last event position committed
     commands: dict[str, tuple[list[str], str | None]]  # command id → entry ids, fingerprint
+    chain: bytes  # the chain's last link
+    tips: dict[str, bytes]  # aggregate id → its chain's last link, as far as known
     entry_rows: list[dict[str, Any]] = field(default_factory=list)
     command_rows: list[dict[str, Any]] = field(default_factory=list)
 
     def index(self, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
-        """One ``ledger_entries`` row per recorded event; the entry ids, in recorded order."""
+        """One ``ledger_entries`` row per recorded event, linked into the hash chains; the entry ids."""
         entry_ids = []
         for recording in recordings:
             ev = cast(LedgerEvent, recording.domain_event)
+            stored = recording.notification
             data = ev.data()
             patient_id, stratum = owners[ev.originator_id]
-            self.entry_rows.append(
-                {
-                    "position": recording.notification.id,
-                    "entry_id": ev.entry_id,
-                    "aggregate_id": str(ev.originator_id),
-                    "aggregate_version": ev.originator_version,
-                    "patient_id": data.get("patient_id", patient_id),
-                    "stratum": stratum,
-                    "kind": type(ev).__name__,
-                    "occurred_on": ev.occurred_on,
-                    "recorded_at": ev.timestamp,
-                    "recorded_by": ev.recorded_by,
-                    "role": ev.role.value,
-                    "command_id": ev.command_id,
-                    "amends_entry_id": data.get("amends_entry_id"),
-                }
-            )
+            aggregate_id = str(ev.originator_id)
+            row = {
+                "position": stored.id,
+                "entry_id": ev.entry_id,
+                "aggregate_id": aggregate_id,
+                "aggregate_version": ev.originator_version,
+                "patient_id": data.get("patient_id", patient_id),
+                "stratum": stratum,
+                "kind": type(ev).__name__,
+                "occurred_on": ev.occurred_on,
+                "recorded_at": ev.timestamp,
+                "recorded_by": ev.recorded_by,
+                "role": ev.role.value,
+                "command_id": ev.command_id,
+                "amends_entry_id": data.get("amends_entry_id"),
+            }
+            digest = chain.record_digest(stored.id, ev.originator_id.bytes, stored.originator_version, stored.topic, stored.state, chain.index_text(row))
+            self.chain = chain.link(self.chain, digest)
+            tip = chain.link(self._tip(aggregate_id, ev.originator_version), digest)
+            self.tips[aggregate_id] = tip
+            row["chain_hash"], row["aggregate_hash"] = self.chain.hex(), tip.hex()
+            self.entry_rows.append(row)
             entry_ids.append(str(ev.entry_id))
-            self.head = max(self.head or 0, recording.notification.id)
+            self.head = max(self.head or 0, stored.id)
         return entry_ids
+
+    def _tip(self, aggregate_id: str, version: int) -> bytes:
+        if version == 1:
+            return chain.GENESIS
+        known = self.tips.get(aggregate_id)
+        if known is None:
+            last = self.session.execute(
+                select(_ENTRIES.c.aggregate_hash).where(_ENTRIES.c.aggregate_id == aggregate_id).order_by(_ENTRIES.c.position.desc()).limit(1)
+            ).scalar()
+            known = bytes.fromhex(last) if last else chain.GENESIS
+        return known
 
     def command(self, command_id: str, recorded_at: datetime, entry_ids: list[str], fingerprint: str) -> None:
         self.commands[command_id] = (entry_ids, fingerprint)
         self.command_rows.append({"command_id": command_id, "recorded_at": recorded_at, "entry_ids": " ".join(entry_ids), "fingerprint": fingerprint})
 
     def flush(self) -> None:
-        """Insert the rows, in the events' transaction."""
+        """Insert the rows and move the chain's head, in the events' transaction."""
         if self.entry_rows:
             self.session.execute(insert(_ENTRIES), self.entry_rows)
+            self.session.execute(
+                update(_HEAD).where(_HEAD.c.id == 1).values(
+                    position=self.entry_rows[-1]["position"], chain_hash=self.chain.hex(), entries=_HEAD.c.entries + len(self.entry_rows)
+                )
+            )
         if self.command_rows:
             self.session.execute(insert(_COMMANDS), self.command_rows)
 
@@ -133,6 +160,7 @@ class TrialLedger:
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._notification_id = self.recorder.events_record_cls.id
         self._head: int | None = None  # the last event position this ledger committed; None: unknown
+        self._tips: dict[str, bytes] = {}  # aggregate id → last link of its hash chain, while the cache is current
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -206,6 +234,7 @@ class TrialLedger:
     def _forget_cached(self) -> None:
         """Drop cached aggregates: within a rolled-back transaction they may have seen its events."""
         self._head = None
+        self._tips = {}
         repository = self.store.repository
         if isinstance(repository.cache, LRUCache):
             repository.cache = LRUCache(maxsize=repository.cache.maxsize)
@@ -227,11 +256,17 @@ class TrialLedger:
             with self.transaction() as session:
                 self._begin_write(session)
                 head = session.execute(select(func.max(self._notification_id))).scalar()
-                write = _Write(session, head, self._prior_commands(session, commands))
-                with cache_known_current() if head is not None and head == self._head else nullcontext():
+                current = head is not None and head == self._head
+                if not current:
+                    self._tips = {}
+                last_link = session.execute(select(_HEAD.c.chain_hash).where(_HEAD.c.id == 1)).scalar()
+                last = bytes.fromhex(last_link) if last_link else chain.GENESIS
+                write = _Write(session, head, self._prior_commands(session, commands), last, dict(self._tips))
+                with cache_known_current() if current else nullcontext():
                     yield write
                 write.flush()
             self._head = write.head
+            self._tips = write.tips
         except LedgerError:  # refused before anything was written: the cache holds nothing of it
             raise
         except BaseException:

@@ -203,6 +203,19 @@ class EntryRow(Base):
     role: Mapped[str] = mapped_column(String(32))
     command_id: Mapped[str | None] = mapped_column(String(128))
     amends_entry_id: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))  # ledger.integrity.chain (revision 0005)
+    aggregate_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class ChainHead(Base):
+    """The last link of the hash chain: one row, moved in every write transaction (revision 0005)."""
+
+    __tablename__ = "ledger_chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # always 1
+    position: Mapped[int] = mapped_column(BigInteger)
+    chain_hash: Mapped[str] = mapped_column(String(64))
+    entries: Mapped[int] = mapped_column(BigInteger)
 
 
 class CommandRow(Base):

@@ -57,17 +57,19 @@ class Action:
             return f"fu-completed:{self.patient_id}:{self.closed_on.isoformat()}"
         return f"dlt-evaluated:{self.patient_id}:{self.closed_on.isoformat()}"
 
-    def command(self) -> PatientCommand:
+    def command(self, source: str | None = None) -> PatientCommand:
         reason = "recorded by the scheduler: the window closed"
         if self.kind == FOLLOW_UP_MISSED:
             assert self.visit is not None and self.visit_due_on is not None
             return RecordFollowUpMissed(
                 patient_id=self.patient_id, visit=self.visit, due_on=self.visit_due_on, window_closed_on=self.closed_on,
-                command_id=self.command_id, reason=reason,
+                command_id=self.command_id, reason=reason, source=source,
             )
         if self.kind == FOLLOW_UP_COMPLETED:
-            return CompleteFollowUp(patient_id=self.patient_id, completed_on=self.closed_on, command_id=self.command_id, reason=reason)
-        return CompleteDltEvaluation(patient_id=self.patient_id, window_closed_on=self.closed_on, command_id=self.command_id, reason=reason)
+            return CompleteFollowUp(patient_id=self.patient_id, completed_on=self.closed_on, command_id=self.command_id, reason=reason, source=source)
+        return CompleteDltEvaluation(
+            patient_id=self.patient_id, window_closed_on=self.closed_on, command_id=self.command_id, reason=reason, source=source
+        )
 
 
 def pending(state: PatientState, protocol: Protocol) -> list[Action]:

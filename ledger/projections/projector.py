@@ -109,14 +109,20 @@ class Projector:
         return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
 
     def _notifications(self, connection: Connection, start: int, limit: int, stop: int | None = None) -> list[Notification]:
-        """The next events of the log from ``start``, in order (a plain select: no ORM objects)."""
-        events = cast(Table, self.ledger.recorder.events_record_cls.__table__)
-        query = select(events.c.id, events.c.originator_id, events.c.originator_version, events.c.topic, events.c.state).where(events.c.id >= start)
-        if stop is not None:
-            query = query.where(events.c.id <= stop)
-        rows = connection.execute(query.order_by(events.c.id).limit(limit))
+        """The next events of the log from ``start``, in order (the driver's rows: no ORM objects, no type processing)."""
+        sqlite = connection.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        sql = (f"SELECT id, originator_id, originator_version, topic, state FROM {self.ledger.recorder.events_table_name} "
+               f"WHERE id >= {mark}" + (f" AND id <= {mark}" if stop is not None else "") + f" ORDER BY id LIMIT {int(limit)}")
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(sql, (start,) if stop is None else (start, stop))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+        as_uuid = _uuid_of_bytes if sqlite else _uuid_of
         return [
-            Notification(id=i, originator_id=originator_id, originator_version=version, topic=topic, state=bytes(state))
+            Notification(id=i, originator_id=as_uuid(originator_id), originator_version=version, topic=topic, state=bytes(state))
             for i, originator_id, version, topic, state in rows
         ]
 
@@ -190,24 +196,25 @@ class Projector:
         courses: dict[UUID, list[Entry]] = defaultdict(list)
         patient_ids: dict[UUID, str] = {}
         position = 0
-        while position < end:
-            with self.ledger.engine.connect() as connection:
+        with self.ledger.engine.connect() as connection:
+            while position < end:
                 notifications = self._notifications(connection, position + 1, self.batch, stop=end)
-            if not notifications:
-                break
-            decoded = [(pos, ev, ev.as_entry()) for pos, ev in self._decode(notifications)]
-            with self.ledger.engine.begin() as connection:
-                if "audit_trail" in self.projections:
-                    self._write_audit(connection, fresh, [(pos, entry) for pos, _, entry in decoded])
-                if "patients" in self.projections:
-                    self._collect(connection, fresh, decoded, courses, patient_ids)
-            position = notifications[-1].id
-            if on_progress is not None:
-                on_progress(position, end)
-        with self.ledger.engine.begin() as connection:
-            for aggregate_id, patient_id in patient_ids.items():
-                for name, rows in patient_rows(patient_id, courses[aggregate_id], self.ledger.protocol).items():
-                    _insert(connection, fresh[name], rows)
+                connection.rollback()  # end the read's implicit transaction
+                if not notifications:
+                    break
+                decoded = [(pos, ev, ev.as_entry()) for pos, ev in self._decode(notifications)]
+                with connection.begin():
+                    if "audit_trail" in self.projections:
+                        self._write_audit(connection, fresh, [(pos, entry) for pos, _, entry in decoded])
+                    if "patients" in self.projections:
+                        self._collect(connection, fresh, decoded, courses, patient_ids)
+                position = notifications[-1].id
+                if on_progress is not None:
+                    on_progress(position, end)
+            with connection.begin():
+                for aggregate_id, patient_id in patient_ids.items():
+                    for name, rows in patient_rows(patient_id, courses[aggregate_id], self.ledger.protocol).items():
+                        _insert(connection, fresh[name], rows)
         return position
 
     def _collect(
@@ -228,6 +235,14 @@ class Projector:
         for name in TABLES[projection]:
             connection.execute(text(f"ALTER TABLE {fresh[name].name} RENAME TO {name}"))
         create_indexes(connection, self.live, [name for name in TABLES[projection]])
+
+
+def _uuid_of_bytes(value: bytes) -> UUID:
+    return UUID(bytes=bytes(value))
+
+
+def _uuid_of(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def create_indexes(connection: Connection, tables: ReadModelTables, names: Iterable[str]) -> None:

@@ -44,9 +44,10 @@ class RunReport:
 
 
 class Scheduling:
-    def __init__(self, ledger: TrialLedger, actor: Actor = SYSTEM_ACTOR) -> None:
+    def __init__(self, ledger: TrialLedger, actor: Actor = SYSTEM_ACTOR, source: str | None = None) -> None:
         self.ledger = ledger
         self.actor = actor
+        self.source = source  # the ``source`` of what it records
 
     def patients(self) -> list[str]:
         """Every enrolled patient, in enrollment order."""
@@ -73,7 +74,7 @@ class Scheduling:
         report = RunReport(due=len(actions))
         for start in range(0, len(actions), BATCH):
             chunk = actions[start : start + BATCH]
-            results = self.ledger.handle_batch([a.command() for a in chunk], self.actor, stop_at_refusal=False)
+            results = self.ledger.handle_batch([a.command(self.source) for a in chunk], self.actor, stop_at_refusal=False)
             for action, result in zip(chunk, results, strict=True):
                 _note(report, action, result)
             if on_progress is not None:

@@ -1,0 +1,1 @@
+"""Tamper evidence: the hash chain over the stored events, its verification, signed checkpoints."""

@@ -1,0 +1,221 @@
+"""``ledger verify``: recompute the hash chain from the stored events and compare.
+
+One pass in commit order over the events joined to their index rows (plain driver cursors,
+pages of ``PAGE`` events), recomputing each record's digest, the ledger chain and each
+aggregate's chain, and checking each aggregate's versions follow one another. Then: index
+entries whose event is gone, the chain's head, and optionally a signed checkpoint. The first
+problem (lowest position) is reported with the reason.
+
+What each tampering looks like:
+
+- a changed payload byte, timestamp, user or date (in the event or its index row): the
+  record's digest changes, so the stored link at that position no longer matches;
+- a deleted event: its index entry is left without an event, or (if that went too) the next
+  event's link no longer follows, and its aggregate's versions skip one;
+- an inserted event: it has no index entry, or its link does not follow from the one before;
+- two events swapped: the links at both positions no longer match;
+- a truncated tail: the chain's head names a later position than the last event;
+- a rewrite that recomputed every link and the head: only a checkpoint kept outside the
+  system catches it (``ledger seal``; ``ledger verify --checkpoint``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine, select
+
+from ledger.integrity.chain import GENESIS, SEPARATOR, link, record_digest, utc_text
+from ledger.integrity.checkpoint import Checkpoint
+from ledger.persistence import ChainHead
+
+PAGE = 10_000
+_FIRST = (0, GENESIS)  # an aggregate's state before its first event: version 0, the genesis link
+Progress = Callable[[int, int], None]  # (position reached, last position)
+
+_COLUMNS = (
+    "e.id, e.originator_id, e.originator_version, e.topic, e.state, x.entry_id, x.kind, x.occurred_on, x.recorded_at, x.recorded_by, "
+    "x.role, x.command_id, x.patient_id, x.stratum, x.amends_entry_id, x.chain_hash, x.aggregate_hash"
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    position: int
+    why: str
+
+
+@dataclass
+class VerifyReport:
+    events: int = 0
+    position: int = 0  # the last event's
+    chain_hash: str = GENESIS.hex()  # recomputed up to ``position``
+    problems: list[Problem] = field(default_factory=list)  # the first found by each check, lowest position first
+    checkpoint: dict[str, Any] | None = None
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        first = self.problems[0] if self.problems else None
+        return {
+            "intact": self.intact,
+            "events": self.events,
+            "position": self.position,
+            "chain_hash": self.chain_hash,
+            "first_problem": {"position": first.position, "why": first.why} if first else None,
+            "problems": [{"position": p.position, "why": p.why} for p in self.problems],
+            "checkpoint": self.checkpoint,
+        }
+
+
+def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Progress | None = None) -> VerifyReport:
+    report = VerifyReport()
+    sqlite = engine.dialect.name == "sqlite"
+    text_of_day, text_of_time, id_bytes = normalisers(engine.dialect.name)
+    chain = GENESIS
+    tips: dict[bytes, tuple[int, bytes]] = {}  # aggregate id → (version, last link)
+    found: Problem | None = None
+    reached_checkpoint = False
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        mark = "?" if sqlite else "%s"
+        cursor.execute("SELECT max(id) FROM ledger_events")
+        end = int(cursor.fetchone()[0] or 0)  # type: ignore[index]
+        events, position = 0, 0
+        for rows in _pages(cursor, mark):
+            events += len(rows)
+            if found is not None:  # count the rest; the first problem is reported
+                position = rows[-1][0]
+                continue
+            for (position, aggregate, version, topic, state, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
+                 command_id, patient_id, stratum, amends, stored_chain, stored_tip) in rows:
+                if entry_id is None:
+                    found = Problem(position, "an event with no entry in the index: it was not recorded by the ledger (inserted?)")
+                    break
+                aggregate_id = id_bytes(aggregate)
+                index = SEPARATOR.join((
+                    entry_id, kind, text_of_day(occurred_on), text_of_time(recorded_at), recorded_by, role,
+                    command_id or "", patient_id or "", stratum or "", amends or "",
+                ))
+                digest = record_digest(position, aggregate_id, version, topic, bytes(state), index)
+                previous_chain, chain = chain, link(chain, digest)
+                last_version, last_tip = tips.get(aggregate_id, _FIRST)
+                tip = link(last_tip, digest)
+                tips[aggregate_id] = (version, tip)
+                if stored_chain != chain.hex():
+                    found = _check_link(position, entry_id, previous_chain, chain, digest, stored_chain)
+                elif version != last_version + 1:
+                    found = Problem(position, f"entry {entry_id} is version {version} of its record, after version {last_version}: "
+                                              "an event was removed or inserted in between")
+                elif stored_tip != tip.hex():
+                    found = Problem(position, f"entry {entry_id}: its record's own chain does not match (an earlier event of the record changed)")
+                elif checkpoint is not None and position == checkpoint.position:
+                    reached_checkpoint = True
+                    if chain.hex() != checkpoint.chain_hash:
+                        found = Problem(position, "the chain at the checkpoint's position differs from the checkpoint: the ledger was rewritten")
+                if found is not None:
+                    chain = previous_chain
+                    break
+            else:
+                report.chain_hash = chain.hex()
+            position = rows[-1][0]
+            if on_progress is not None:
+                on_progress(position, end)
+        report.events, report.position = events, position
+        if found is not None:
+            report.chain_hash = chain.hex()  # up to the last event that verified
+            report.problems.append(found)
+        orphan = _entry_without_event(cursor)
+        if orphan is not None:
+            report.problems.append(orphan)
+    finally:
+        raw.close()
+    if not report.problems:
+        head = _head(engine)
+        if head is not None and (head.position, head.chain_hash) != (report.position, report.chain_hash):
+            why = (f"the chain's head records position {head.position} but the ledger ends at {report.position}: events were removed from the end"
+                   if head.position > report.position else
+                   f"the chain's head records position {head.position}, hash {head.chain_hash[:16]}…; the events end at {report.position}, hash "
+                   f"{report.chain_hash[:16]}…: events were added or changed at the end outside the ledger")
+            report.problems.append(Problem(min(head.position, report.position) + 1, why))
+    if checkpoint is not None:
+        report.checkpoint = {"position": checkpoint.position, "chain_hash": checkpoint.chain_hash, "sealed_at": checkpoint.sealed_at,
+                             "extends": reached_checkpoint and not report.problems}
+        if not reached_checkpoint and not report.problems:
+            report.problems.append(Problem(checkpoint.position, f"the ledger has no event at the checkpoint's position {checkpoint.position}: "
+                                                                "it was truncated or rewritten"))
+    report.problems.sort(key=lambda p: p.position)
+    return report
+
+
+def _check_link(position: int, entry_id: str, previous: bytes, recomputed: bytes, digest: bytes, stored: str | None) -> Problem | None:
+    if stored == recomputed.hex():
+        return None
+    if stored is None:
+        return Problem(position, f"entry {entry_id} has no chain link: it was not recorded by the ledger (inserted?)")
+    # the stored link may follow from the stored record but not from the events before it
+    return Problem(position, f"entry {entry_id}: the event or its index row is not what was recorded (changed, swapped), or an event before it "
+                             "was removed or inserted: its chain link does not match")
+
+
+def _pages(cursor: Any, mark: str) -> Iterator[list[tuple[Any, ...]]]:
+    sql = (f"SELECT {_COLUMNS} FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id "
+           f"WHERE e.id > {mark} ORDER BY e.id LIMIT {PAGE}")
+    position = 0
+    while True:
+        cursor.execute(sql, (position,))
+        rows = cursor.fetchall()
+        if not rows:
+            return
+        yield rows
+        position = rows[-1][0]
+
+
+def _entry_without_event(cursor: Any) -> Problem | None:
+    cursor.execute(
+        "SELECT x.position, x.entry_id FROM ledger_entries x LEFT JOIN ledger_events e ON e.id = x.position "
+        "WHERE e.id IS NULL ORDER BY x.position LIMIT 1"
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return Problem(row[0], f"entry {row[1]} is in the index but its event is gone: it was deleted")
+
+
+def _head(engine: Engine) -> ChainHead | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(ChainHead.position, ChainHead.chain_hash).where(ChainHead.id == 1)).first()
+    return None if row is None else ChainHead(id=1, position=row.position, chain_hash=row.chain_hash, entries=0)
+
+
+def normalisers(dialect: str) -> tuple[Callable[[Any], str], Callable[[Any], str], Callable[[Any], bytes]]:
+    """How the driver's raw values of a day, a recorded time and an aggregate id become the record's text and bytes."""
+    if dialect == "sqlite":
+        return _identity, _sqlite_time, _identity
+    return _iso_day, utc_text, _uuid_bytes
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _iso_day(value: date) -> str:
+    return value.isoformat()
+
+
+def _sqlite_time(value: str) -> str:
+    """SQLAlchemy keeps a UTC time on SQLite as ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    return value.replace(" ", "T") + "+00:00"
+
+
+def _uuid_bytes(value: UUID | str) -> bytes:
+    return value.bytes if isinstance(value, UUID) else UUID(str(value)).bytes
+
+
