@@ -257,8 +257,8 @@ class TrialLedger:
                 self._begin_write(session)
                 head = session.execute(select(func.max(self._notification_id))).scalar()
                 current = head is not None and head == self._head
-                if not current:
-                    self._tips = {}
+                if not current:  # another writer committed since: nothing cached can be trusted as it is
+                    self._forget_cached()
                 last_link = session.execute(select(_HEAD.c.chain_hash).where(_HEAD.c.id == 1)).scalar()
                 last = bytes.fromhex(last_link) if last_link else chain.GENESIS
                 write = _Write(session, head, self._prior_commands(session, commands), last, dict(self._tips))
