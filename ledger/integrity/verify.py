@@ -100,11 +100,9 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                     found = Problem(position, "an event with no entry in the index: it was not recorded by the ledger (inserted?)")
                     break
                 aggregate_id = id_bytes(aggregate)
-                index = SEPARATOR.join((
-                    entry_id, kind, text_of_day(occurred_on), text_of_time(recorded_at), recorded_by, role,
-                    command_id or "", patient_id or "", stratum or "", amends or "",
+                digest = record_digest(position, aggregate_id, version, topic, bytes(state), raw_index_text(
+                    text_of_day, text_of_time, entry_id, kind, occurred_on, recorded_at, recorded_by, role, command_id, patient_id, stratum, amends,
                 ))
-                digest = record_digest(position, aggregate_id, version, topic, bytes(state), index)
                 previous_chain, chain = chain, link(chain, digest)
                 last_version, last_tip = tips.get(aggregate_id, _FIRST)
                 tip = link(last_tip, digest)
@@ -193,6 +191,22 @@ def _head(engine: Engine) -> ChainHead | None:
     with engine.connect() as connection:
         row = connection.execute(select(ChainHead.position, ChainHead.chain_hash).where(ChainHead.id == 1)).first()
     return None if row is None else ChainHead(id=1, position=row.position, chain_hash=row.chain_hash, entries=0)
+
+
+def raw_index_text(
+    text_of_day: Callable[[Any], str], text_of_time: Callable[[Any], str], entry_id: str, kind: str, occurred_on: Any, recorded_at: Any,
+    recorded_by: str, role: str, command_id: str | None, patient_id: str | None, stratum: str | None, amends: str | None,
+) -> str:
+    """``chain.index_text`` of an index row as the driver returns it (see ``normalisers``)."""
+    return SEPARATOR.join((
+        entry_id, kind, text_of_day(occurred_on), text_of_time(recorded_at), recorded_by, role,
+        command_id or "", patient_id or "", stratum or "", amends or "",
+    ))
+
+
+def pages(cursor: Any, dialect: str) -> Iterator[list[tuple[Any, ...]]]:
+    """Every event joined to its index row (``None`` fields when it has none), in commit order, a page at a time."""
+    return _pages(cursor, "?" if dialect == "sqlite" else "%s")
 
 
 def normalisers(dialect: str) -> tuple[Callable[[Any], str], Callable[[Any], str], Callable[[Any], bytes]]:
