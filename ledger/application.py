@@ -24,23 +24,22 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import Cache, LRUCache
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, OperationalError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import Table, func, insert, select, text, update
+from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
 from sqlalchemy.orm import Session
 
 from ledger.clock import Clock
-from ledger.commands import (
-    Command,
-)
+from ledger.commands import Command, IssueCredential
+from ledger.domain.access import AccessRecord
 from ledger.domain.escalation import Escalation
 from ledger.domain.events import LedgerEvent
 from ledger.domain.patient import Patient
@@ -49,7 +48,8 @@ from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
 from ledger.handlers import ChangesParser, Decider
 from ledger.integrity import chain
-from ledger.persistence import ChainHead, CommandRow, EntryRow, EventStore, cache_known_current
+from ledger.persistence import ChainHead, CommandRow, CredentialRow, EntryRow, EventStore, cache_known_current
+from ledger.policies import access
 from ledger.protocol import Protocol
 from ledger.records import Records
 from ledger.state import StratumState
@@ -68,6 +68,7 @@ class Outcome:
 _ENTRIES = cast(Table, EntryRow.__table__)
 _COMMANDS = cast(Table, CommandRow.__table__)
 _HEAD = cast(Table, ChainHead.__table__)
+_CREDENTIALS = cast(Table, CredentialRow.__table__)
 _IDS_PER_QUERY = 500
 
 
@@ -82,6 +83,8 @@ class _Write:
     tips: dict[str, bytes]  # aggregate id → its chain's last link, as far as known
     entry_rows: list[dict[str, Any]] = field(default_factory=list)
     command_rows: list[dict[str, Any]] = field(default_factory=list)
+    credential_rows: list[dict[str, Any]] = field(default_factory=list)
+    secured: bool | None = None  # has the ledger registered users (asked once per transaction)
 
     def index(self, recordings: list[Recording[UUID]], owners: dict[UUID, tuple[str | None, str | None]]) -> list[str]:
         """One ``ledger_entries`` row per recorded event, linked into the hash chains; the entry ids."""
@@ -143,6 +146,9 @@ class _Write:
             )
         if self.command_rows:
             self.session.execute(insert(_COMMANDS), self.command_rows)
+        for row in self.credential_rows:  # the user's previous credential stops working
+            self.session.execute(delete(_CREDENTIALS).where(_CREDENTIALS.c.user_id == row["user_id"]))
+            self.session.execute(insert(_CREDENTIALS), row)
 
 
 class TrialLedger:
@@ -161,6 +167,7 @@ class TrialLedger:
         self._notification_id = self.recorder.events_record_cls.id
         self._head: int | None = None  # the last event position this ledger committed; None: unknown
         self._tips: dict[str, bytes] = {}  # aggregate id → last link of its hash chain, while the cache is current
+        self._secured = False  # users registered: once true, true for good
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -306,6 +313,10 @@ class TrialLedger:
                     "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
                 )
             return Outcome(command.name, entry_ids, duplicate=True)
+        if write.secured is None:
+            write.secured = self.secured
+        if write.secured:
+            access.check(command.name, actor.role, actor.user)
         aggregates, deviations = self.decider.decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
@@ -314,9 +325,37 @@ class TrialLedger:
             for aggregate in aggregates:
                 cache.put(aggregate.id, aggregate)
         entry_ids = write.index(recordings, owners)
+        if isinstance(command, IssueCredential):
+            write.credential_rows.append({"user_id": command.user_id, "secret_hash": command.secret_hash, "issued_at": self.clock.now()})
         if command.command_id is not None:
             write.command(command.command_id, self.clock.now(), entry_ids, fingerprint)
         return Outcome(command.name, entry_ids, deviations)
+
+    def record_access(self, event_class: type[LedgerEvent], actor: Actor, **data: Any) -> str:
+        """Record an access event (``ledger.domain.access``): a failed sign-in, an export, an audited read."""
+        entry_id = str(uuid4())
+        envelope = {
+            "entry_id": entry_id,
+            "occurred_on": self.clock.today(),
+            "timestamp": self.clock.now(),
+            "recorded_by": actor.user,
+            "role": actor.role,
+            "reason": None,
+            "source": None,
+            "protocol_version": self.protocol.version,
+            "command_id": None,
+        }
+        with self._writing([]) as write:
+            record = AccessRecord.record_new(event_class, **envelope, **data)
+            write.index(self.store.save(record), {record.id: (None, None)})
+        return entry_id
+
+    @property
+    def secured(self) -> bool:
+        """Has a user been registered? From then on every command checks its role (rule ACCESS-ROLE)."""
+        if not self._secured:
+            self._secured = self.records.has_users()
+        return self._secured
 
     def load_patient(self, patient_id: str, as_of: datetime | None = None) -> Patient:
         """The patient's aggregate; with ``as_of``, only the events recorded by then are read."""
@@ -334,7 +373,9 @@ def _owner(aggregate: Aggregate) -> tuple[str | None, str | None]:
     """The patient and stratum an aggregate's entries are indexed under."""
     if isinstance(aggregate, Patient):
         return aggregate.patient_id, aggregate.stratum
-    return None, cast(Escalation, aggregate).stratum
+    if isinstance(aggregate, Escalation):
+        return None, aggregate.stratum
+    return None, None  # users and access records
 
 
 def _is_conflict(error: Exception) -> bool:
@@ -346,8 +387,8 @@ def _is_conflict(error: Exception) -> bool:
 
 
 def command_fingerprint(command: Command) -> str:
-    """SHA-256 of the command's name and fields (its ``command_id`` aside): what a re-send must match."""
-    fields_ = {f.name: getattr(command, f.name) for f in fields(command) if f.name != "command_id"}
+    """SHA-256 of the command's name and fields (its ``command_id`` and any credential aside): what a re-send must match."""
+    fields_ = {f.name: getattr(command, f.name) for f in fields(command) if f.name not in ("command_id", "credential")}
     canonical = json.dumps({"command": command.name, **plain(fields_)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -21,6 +21,9 @@ from ledger.domain.values import (
     Mrd,
     Phase,
     Response,
+    Role,
+    SignatureMeaning,
+    SignatureScope,
     VitalStatus,
 )
 
@@ -256,3 +259,70 @@ COMMAND_OF_EVENT: dict[str, type[PatientCommand]] = {
 
 #: what the scheduler records because time passed; recorded by the system only, never by users
 ELAPSED_COMMANDS: tuple[type[PatientCommand], ...] = (RecordFollowUpMissed, CompleteFollowUp, CompleteDltEvaluation)
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndatedCommand(Command):
+    """A command about the ledger's users or records rather than a clinical fact: dated the day it is recorded."""
+
+    date_field = ""
+
+    @property
+    def occurred_on(self) -> date:
+        raise AttributeError(f"{self.name} has no clinical date; it is dated the day it is recorded")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserCommand(UndatedCommand):
+    user_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterUser(UserCommand):
+    name = "register_user"
+    printed_name: str
+    user_role: Role
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeUserRole(UserCommand):
+    name = "change_user_role"
+    user_role: Role
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeactivateUser(UserCommand):
+    name = "deactivate_user"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReactivateUser(UserCommand):
+    name = "reactivate_user"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueCredential(UserCommand):
+    """A new credential for ``user_id``: its salted hash replaces the previous one; the event holds neither."""
+
+    name = "issue_credential"
+    secret_hash: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignRecord(UndatedCommand):
+    """An electronic signature: a patient's cycle or whole casebook, or a 3+3 decision (``stratum`` and ``decision_entry_id``)."""
+
+    name = "sign_record"
+    scope: SignatureScope
+    meaning: SignatureMeaning
+    patient_id: str | None = None
+    cycle: int | None = None
+    stratum: str | None = None
+    decision_entry_id: str | None = None
+    #: the signer's credential, entered again for this signature (11.200); checked, never recorded
+    credential: str = field(default="", repr=False)
+
+
+USER_COMMANDS: dict[str, type[UserCommand]] = {
+    cls.name: cls for cls in (RegisterUser, ChangeUserRole, DeactivateUser, ReactivateUser, IssueCredential)
+}

@@ -6,7 +6,8 @@
     │   └── RuleViolations    one or more protocol rules, each with its id
     ├── ConcurrentWriteError  other writers kept changing the same record      (exit 4)
     ├── StoreUnavailable      the database cannot be reached or opened          (exit 5)
-    └── DatabaseBehind        the database's tables are at an older revision    (exit 6)
+    ├── DatabaseBehind        the database's tables are at an older revision    (exit 6)
+    └── NotAuthenticated      no valid credential for a ledger with users       (exit 7)
 
 Every refusal changes nothing. ``rule_id`` is an id of protocol.md, or one of the ledger's
 own (``PATIENT-UNKNOWN``, ``PATIENT-ENROLLED``, ``ENTRY-TARGET``, ``DEVIATION``), listed in
@@ -78,3 +79,7 @@ class StoreUnavailable(LedgerError):
 
 class DatabaseBehind(LedgerError):
     """The database was made by an older version of the ledger: ``ledger migrate`` upgrades it."""
+
+
+class NotAuthenticated(LedgerError):
+    """The ledger has users and the credential given is missing, wrong, or a deactivated user's."""

@@ -218,6 +218,16 @@ class ChainHead(Base):
     entries: Mapped[int] = mapped_column(BigInteger)
 
 
+class CredentialRow(Base):
+    """The salted hash (argon2id) of each user's current credential; never the credential (revision 0006)."""
+
+    __tablename__ = "ledger_credentials"
+
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
 class CommandRow(Base):
     __tablename__ = "ledger_commands"
 

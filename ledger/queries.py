@@ -16,6 +16,7 @@ from ledger.application import TrialLedger
 from ledger.domain.escalation import EscalationOpened
 from ledger.errors import CommandRefused
 from ledger.persistence import EntryRow
+from ledger.policies import signatures
 from ledger.policies.escalation import recommend
 from ledger.policies.follow_up import follow_up_status, status_on
 from ledger.state import PatientState, best_response, patient_state
@@ -56,6 +57,7 @@ def patient_document(ledger: TrialLedger, patient_id: str, as_of: datetime | Non
         "follow_up": follow_up_document(state, valid_on, ledger),
         "died_on": state.died_on,
         "deviations": len(state.deviations),
+        "signatures": signatures.signatures(patient.entries),  # as recorded by as_of, whatever valid_on
         "entries": state.entry_count,
         "as_of": as_of,
         "valid_on": valid_on,

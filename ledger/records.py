@@ -18,12 +18,13 @@ from sqlalchemy import func, select
 
 from ledger.clock import Clock
 from ledger.domain import escalation as esc_events
+from ledger.domain.access import UserAccount, UserRegistered
 from ledger.domain.aggregate import EntryLog
 from ledger.domain.escalation import Escalation
 from ledger.domain.patient import Patient
-from ledger.domain.values import escalation_aggregate_id, patient_aggregate_id
+from ledger.domain.values import escalation_aggregate_id, patient_aggregate_id, user_aggregate_id
 from ledger.errors import CommandRefused
-from ledger.persistence import EntryRow, EventStore
+from ledger.persistence import CredentialRow, EntryRow, EventStore
 from ledger.protocol import Protocol
 from ledger.state import StratumState, patient_state, stratum_state
 
@@ -52,6 +53,26 @@ class Records:
 
     def load_escalation(self, stratum: str, as_of: datetime | None = None) -> Escalation | None:
         return cast(Escalation | None, self._load(escalation_aggregate_id(stratum), as_of))
+
+    def load_user(self, user_id: str) -> UserAccount | None:
+        return cast(UserAccount | None, self._load(user_aggregate_id(user_id), None))
+
+    def user_ids(self) -> list[str]:
+        """Every registered user id, in the order registered (deactivated users too)."""
+        with self.transaction(commit=False) as session:
+            query = select(EntryRow.aggregate_id).where(EntryRow.kind == UserRegistered.__name__).order_by(EntryRow.position)
+            ids = session.execute(query).scalars().all()
+        accounts = [cast(UserAccount | None, self._load(UUID(aggregate_id), None)) for aggregate_id in ids]
+        return [account.user_id for account in accounts if account is not None]
+
+    def has_users(self) -> bool:
+        """Has any user been registered? From then on the ledger needs a credential (docs/access.md)."""
+        with self.transaction(commit=False) as session:
+            return session.execute(select(EntryRow.position).where(EntryRow.kind == UserRegistered.__name__).limit(1)).first() is not None
+
+    def credential_hash(self, user_id: str) -> str | None:
+        with self.transaction(commit=False) as session:
+            return session.execute(select(CredentialRow.secret_hash).where(CredentialRow.user_id == user_id)).scalar()
 
     def _load(self, aggregate_id: UUID, as_of: datetime | None) -> Aggregate | None:
         """Load an aggregate, up to the last version recorded by ``as_of`` (from the entry index)."""

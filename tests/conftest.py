@@ -94,3 +94,12 @@ def investigator() -> Actor:
 @pytest.fixture
 def coordinator() -> Actor:
     return Actor("coord.lee", Role.COORDINATOR)
+
+
+@pytest.fixture(autouse=True)
+def cheap_credential_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id at its cheapest parameters in-process: the same code, without 64 MiB per hash."""
+    from argon2 import PasswordHasher
+    from argon2.profiles import CHEAPEST
+
+    monkeypatch.setattr("ledger.identity.credentials.HASHER", PasswordHasher.from_parameters(CHEAPEST))

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
 
-from ledger.domain.values import Entry, Role
+from ledger.domain.values import Entry, Role, SignatureMeaning, SignatureScope
 
 ENVELOPE_FIELDS = frozenset(
     {
@@ -96,3 +96,24 @@ class ProtocolDeviationRecorded(LedgerEvent):
     rule_id: str
     message: str
     deviating_entry_id: str
+
+
+class RecordSigned(LedgerEvent):
+    """An electronic signature (21 CFR 11.50): who signed, their printed name, what it means,
+    what it covers (``scope``: a ``cycle``, the casebook, or the decision ``decision_entry_id``)
+    and the SHA-256 of the exact data signed (``ledger.policies.signatures``)."""
+
+    signer: str
+    printed_name: str
+    meaning: SignatureMeaning
+    scope: SignatureScope
+    cycle: int | None
+    decision_entry_id: str | None
+    state_hash: str
+
+
+class SignatureInvalidated(LedgerEvent):
+    """The data a signature covers changed (entry ``changed_by_entry_id``): re-review required."""
+
+    signature_entry_id: str
+    changed_by_entry_id: str

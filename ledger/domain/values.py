@@ -94,6 +94,22 @@ class Role(Enum):
     SYSTEM = "system"
 
 
+class SignatureScope(Enum):
+    """What an electronic signature covers (docs/signatures.md)."""
+
+    CYCLE = "CYCLE"
+    CASEBOOK = "CASEBOOK"
+    ESCALATION_DECISION = "ESCALATION_DECISION"
+
+
+class SignatureMeaning(Enum):
+    """The meaning of a signature (21 CFR 11.50(a)(3))."""
+
+    REVIEWED = "reviewed"
+    APPROVED = "approved"
+    RESPONSIBLE = "responsible"
+
+
 ENUMS: tuple[type[Enum], ...] = (
     Phase,
     Response,
@@ -105,12 +121,19 @@ ENUMS: tuple[type[Enum], ...] = (
     DiseaseStatus,
     Decision,
     Role,
+    SignatureScope,
+    SignatureMeaning,
 )
 
 
 def patient_aggregate_id(patient_id: str) -> UUID:
     """The event-store id of a patient's course: the store then keeps subject ids unique."""
     return uuid5(NAMESPACE, f"patient:{patient_id}")
+
+
+def user_aggregate_id(user_id: str) -> UUID:
+    """The event-store id of a user's account: the store then keeps user ids unique."""
+    return uuid5(NAMESPACE, f"user:{user_id}")
 
 
 def escalation_aggregate_id(stratum: str) -> UUID:

@@ -3,7 +3,8 @@
 Exit codes (contract.md): 0 success; 1 refused by a rule or invalid input (stderr names the
 rule or field); 2 usage error; 3 integrity failure; 4 a concurrent-write conflict that
 persisted (send again); 5 the database cannot be reached or opened; 6 the database's tables are
-at an older revision (run ``ledger migrate``).
+at an older revision (run ``ledger migrate``); 7 the ledger has users and no valid credential
+was given (``LEDGER_TOKEN``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
 from ledger.encoding import plain
-from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, StoreUnavailable
+from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
 from ledger.integrity.checkpoint import Checkpoint, CheckpointError, load_or_create_key, public_hex, read_checkpoint, seal
 from ledger.integrity.verify import VerifyReport, verify
-from ledger.interfaces import documents, render
+from ledger.interfaces import documents, identity_cli, render
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
 from ledger.projections.projector import Projector
@@ -37,7 +38,7 @@ from ledger.projections.queries import audit_trail, trial_summary
 from ledger.projections.tables import PROJECTIONS
 from ledger.protocol import ProtocolError
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND = 0, 1, 2, 3, 4, 5, 6
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND, EXIT_AUTH = 0, 1, 2, 3, 4, 5, 6, 7
 
 Handler = Callable[[argparse.Namespace, TrialLedger, Settings], int]
 
@@ -48,10 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    ledger: TrialLedger | None = None
     try:
         settings = Settings.from_env()
         ledger = build_ledger(settings, migrate=getattr(args, "migrates", False), create=not getattr(args, "reads_only", False))
+        settings = identity_cli.signed_in(args, ledger, settings)
         return int(args.handler(args, ledger, settings))
+    except NotAuthenticated as error:
+        print(f"not authenticated: {error}", file=sys.stderr)
+        return EXIT_AUTH
     except InvalidCommand as error:
         print(f"invalid: {error}", file=sys.stderr)
         return EXIT_REFUSED
@@ -74,6 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (StoreUnavailable, PersistenceError, SQLAlchemyError) as error:
         print(f"database error: {error}\ncheck LEDGER_DATABASE_URL and that the database server is running", file=sys.stderr)
         return EXIT_STORE
+    finally:
+        if ledger is not None:
+            ledger.close()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,52 +99,52 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"lines committed per transaction (default {DEFAULT_BATCH_SIZE}; 1 = one transaction per line)",
     )
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
-    imp.set_defaults(handler=_import)
+    imp.set_defaults(handler=_import, action="import")
 
     patient = sub.add_parser("patient", help="a patient's state or history").add_subparsers(title="patient", metavar="ACTION")
     show = patient.add_parser("show", help="the patient's state (contract.md)")
     show.add_argument("patient_id")
     _add_time_options(show)
     show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=_patient_show, reads_only=True)
+    show.set_defaults(handler=_patient_show, reads_only=True, action="patient show")
     history = patient.add_parser("history", help="every entry: who recorded what, when and why")
     history.add_argument("patient_id")
     history.add_argument("--json", action="store_true")
-    history.set_defaults(handler=_patient_history, reads_only=True)
+    history.set_defaults(handler=_patient_history, reads_only=True, action="patient history")
 
     escalation = sub.add_parser("escalation", help="the phase I 3+3 escalation").add_subparsers(title="escalation", metavar="ACTION")
     esc_show = escalation.add_parser("show", help="levels, DLTs, decisions and the next action per stratum")
     esc_show.add_argument("--stratum")
     _add_time_options(esc_show)
     esc_show.add_argument("--json", action="store_true")
-    esc_show.set_defaults(handler=_escalation_show, reads_only=True)
+    esc_show.set_defaults(handler=_escalation_show, reads_only=True, action="escalation show")
 
     decisions = sub.add_parser("decisions", help="each 3+3 decision, its basis, and whether the rule would still give it")
     decisions.add_argument("--stratum")
     decisions.add_argument("--json", action="store_true")
-    decisions.set_defaults(handler=_decisions, reads_only=True)
+    decisions.set_defaults(handler=_decisions, reads_only=True, action="decisions")
 
     project = sub.add_parser("project", help="bring the read models up to date with the events")
     project.add_argument("--follow", action="store_true", help="keep them current for writers in other processes (Ctrl-C stops)")
     project.add_argument("--interval", type=float, default=1.0, metavar="SECONDS", help="polling interval with --follow")
-    project.set_defaults(handler=_project_command)
+    project.set_defaults(handler=_project_command, action="project")
 
     rebuild = sub.add_parser("rebuild", help="rebuild the read models from the first event and swap them in")
     rebuild.add_argument("--projection", choices=PROJECTIONS, help="one projection (default: all)")
     rebuild.add_argument("--json", action="store_true")
-    rebuild.set_defaults(handler=_rebuild)
+    rebuild.set_defaults(handler=_rebuild, action="rebuild")
 
     audit = sub.add_parser("audit", help="the audit trail: every entry, who, when, why; old and new value of corrections")
     audit.add_argument("--patient")
     _add_time_options(audit)
     audit.add_argument("--limit", type=_positive, default=None, metavar="N")
     audit.add_argument("--json", action="store_true")
-    audit.set_defaults(handler=_audit, reads_only=True)
+    audit.set_defaults(handler=_audit, reads_only=True, action="audit show")
 
     summary = sub.add_parser("summary", help="enrolled per phase and stratum, status and best-response counts")
     _add_time_options(summary)
     summary.add_argument("--json", action="store_true")
-    summary.set_defaults(handler=_summary, reads_only=True)
+    summary.set_defaults(handler=_summary, reads_only=True, action="summary")
 
     scheduler = sub.add_parser("scheduler", help="record what time makes due (missed visits, follow-up ends, DLT windows)")
     scheduler_actions = scheduler.add_subparsers(title="scheduler", metavar="ACTION")
@@ -143,37 +152,38 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--once", action="store_true", help="record every action due now, then exit (for cron or CI)")
     run.add_argument("--poll", type=float, default=60.0, metavar="SECONDS", help="how often to look for new facts (default 60)")
     run.add_argument("--json", action="store_true", help="with --once: print the report as JSON")
-    run.set_defaults(handler=_scheduler_run)
+    run.set_defaults(handler=_scheduler_run, action="scheduler run")
 
     plan = sub.add_parser("schedule", help="what time makes due").add_subparsers(title="schedule", metavar="ACTION")
     plan_show = plan.add_parser("show", help="pending actions and when they fall due, overdue first")
     plan_show.add_argument("--patient")
     plan_show.add_argument("--json", action="store_true")
-    plan_show.set_defaults(handler=_schedule_show, reads_only=True)
+    plan_show.set_defaults(handler=_schedule_show, reads_only=True, action="schedule show")
 
     check = sub.add_parser("verify", help="recompute the hash chain over every stored event; exit 3 naming the first that does not verify")
     check.add_argument("--checkpoint", type=Path, metavar="FILE", help="also prove the ledger still extends this signed checkpoint")
     check.add_argument("--public-key", metavar="HEX", help="the checkpoint must be signed with this Ed25519 public key")
     check.add_argument("--json", action="store_true")
-    check.set_defaults(handler=_verify, reads_only=True)
+    check.set_defaults(handler=_verify, reads_only=True, action="verify")
 
     sealing = sub.add_parser("seal", help="verify, then write a signed checkpoint of the chain's head to keep outside the system")
     sealing.add_argument("--key", type=Path, required=True, metavar="FILE", help="Ed25519 private key (PEM); created when missing")
     sealing.add_argument("--out", type=Path, metavar="FILE", help="write the checkpoint here (default: print it)")
-    sealing.set_defaults(handler=_seal, reads_only=True)
+    sealing.set_defaults(handler=_seal, reads_only=True, action="seal")
 
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
-    migrate.set_defaults(handler=_migrate, migrates=True)
+    migrate.set_defaults(handler=_migrate, migrates=True, action="migrate")
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
-    demo.set_defaults(handler=_demo)
+    demo.set_defaults(handler=_demo, action="demo")
+    identity_cli.add_parsers(sub)
     return parser
 
 
 def _add_command(sub: Any, name: str, schema_cls: type) -> None:
     schema = schema_cls()
     p = sub.add_parser(name.replace("_", "-"), help=f"record {name}")
-    p.set_defaults(handler=_record, command=name)
+    p.set_defaults(handler=_record, command=name, action=name)
     if "patient_id" in schema.fields:
         p.add_argument("patient_id")
     for field_name, field in schema.fields.items():

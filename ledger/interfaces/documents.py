@@ -42,6 +42,20 @@ class FollowUpDocument(Ordered):
     window_closes_on = fields.Date(allow_none=True)
 
 
+class SignatureDocument(Ordered):
+    entry_id = fields.String()
+    signer = fields.String()
+    printed_name = fields.String()
+    meaning = fields.String()
+    scope = fields.String()
+    cycle = fields.Integer(allow_none=True)
+    decision_entry_id = fields.String(allow_none=True)
+    signed_at = fields.AwareDateTime()
+    state_hash = fields.String()
+    status = fields.String()
+    invalidated_by = fields.String(allow_none=True)
+
+
 class PatientDocument(Ordered):
     patient_id = fields.String()
     phase = fields.String()
@@ -65,6 +79,7 @@ class PatientDocument(Ordered):
     follow_up = fields.Nested(FollowUpDocument)
     died_on = fields.Date(allow_none=True)
     deviations = fields.Integer()
+    signatures = fields.List(fields.Nested(SignatureDocument))
     entries = fields.Integer()
     as_of = fields.AwareDateTime(allow_none=True)
     valid_on = fields.Date()

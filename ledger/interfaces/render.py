@@ -29,6 +29,9 @@ def patient(doc: dict[str, Any]) -> str:
     lines.append(f"  {'follow_up':<20} visits {fu['visits']}, missed {fu['missed']}, next due {fu['next_due_on']} (window closes {fu['window_closes_on']})")
     for t in d["toxicities"]:
         lines.append(f"  toxicity  {t['onset_on']}  {t['term']} grade {t['grade']}{'  DLT' if t['dlt'] else ''}  [{t['entry_id']}]")
+    for s in d.get("signatures", []):
+        covers = f"cycle {s['cycle']}" if s["scope"] == "CYCLE" else s["scope"].lower()
+        lines.append(f"  signed    {s['signed_at']}  {covers} {s['meaning']} by {s['printed_name']} ({s['signer']})  {s['status']}  [{s['entry_id']}]")
     return "\n".join(lines)
 
 

@@ -17,7 +17,7 @@ PATIENT_KEYS = {
     "patient_id", "phase", "stratum", "diagnosis", "status", "dose_level_mg", "current_dose_mg", "cycle",
     "bosutinib_doses", "ino_infusions", "ino_total_mg_m2", "ino_schedule", "best_response", "first_response_on",
     "mrd_negative", "toxicities", "dlt", "treatment_ended_on", "end_reason", "follow_up", "died_on", "deviations",
-    "entries", "as_of", "valid_on",
+    "signatures", "entries", "as_of", "valid_on",
 }
 
 

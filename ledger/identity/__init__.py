@@ -1,0 +1,1 @@
+"""Users, credentials and authentication (docs/access.md)."""
