@@ -19,6 +19,7 @@ from ledger.domain.escalation import EscalationDecided
 from ledger.domain.values import Entry
 from ledger.errors import CommandRefused
 from ledger.policies.escalation import recommend
+from ledger.policies.signatures import signatures
 from ledger.queries import strata
 from ledger.state import DltEvaluation, patient_state, stratum_state
 
@@ -61,6 +62,7 @@ def _provenance(ledger: TrialLedger, stratum: str, entries: list[Entry], decisio
         "recommended_now": recommended_now,
         "basis_now": now[2],
         "basis_changed": then[1] != now[1] or recommended_then != recommended_now,
+        "signatures": [s for s in signatures(entries) if s["decision_entry_id"] == decision.entry_id],
     }
 
 

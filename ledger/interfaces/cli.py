@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.persistence import PersistenceError
 from marshmallow import fields
@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
+from ledger.domain.values import Role
 from ledger.encoding import plain
 from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
 from ledger.integrity.checkpoint import Checkpoint, CheckpointError, load_or_create_key, public_hex, read_checkpoint, seal
@@ -33,6 +34,7 @@ from ledger.integrity.verify import VerifyReport, verify
 from ledger.interfaces import documents, identity_cli, render
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
+from ledger.policies import access
 from ledger.projections.projector import Projector
 from ledger.projections.queries import audit_trail, trial_summary
 from ledger.projections.tables import PROJECTIONS
@@ -267,7 +269,7 @@ def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
 def _patient_show(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     from ledger.queries import patient_document
 
-    doc = patient_document(ledger, args.patient_id, as_of=args.as_of, valid_on=args.valid_on)
+    doc = _shown_to(settings, patient_document(ledger, args.patient_id, as_of=args.as_of, valid_on=args.valid_on))
     print(documents.to_json(documents.PatientDocument(), doc) if args.json else render.patient(doc))
     return EXIT_OK
 
@@ -291,7 +293,7 @@ def _escalation_show(args: argparse.Namespace, ledger: TrialLedger, settings: Se
 def _decisions(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     from ledger.provenance import decisions_document
 
-    doc = decisions_document(ledger, args.stratum)
+    doc = _shown_to(settings, decisions_document(ledger, args.stratum))
     print(documents.to_json(documents.DecisionsDocument(), doc) if args.json else render.decisions(doc))
     return EXIT_OK
 
@@ -347,6 +349,11 @@ def _summary(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) 
     doc = trial_summary(ledger, args.valid_on, args.as_of)
     print(json.dumps(plain(doc), indent=2) if args.json else render.summary(doc))
     return EXIT_OK
+
+
+def _shown_to(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as the acting role may see it: the sponsor's without free text (rule ACCESS-SPONSOR)."""
+    return cast(dict[str, Any], access.sponsor_view(doc)) if settings.role is Role.SPONSOR else doc
 
 
 def _add_time_options(p: argparse.ArgumentParser) -> None:

@@ -143,6 +143,7 @@ class DecisionDocument(Ordered):
     recommended_now = fields.String()
     basis_now = fields.List(fields.String())
     basis_changed = fields.Boolean()
+    signatures = fields.List(fields.Nested(SignatureDocument))
 
 
 class DecisionsDocument(Ordered):

@@ -63,6 +63,19 @@ ALLOWED: dict[str, frozenset[Role]] = {
 AUDITED_READERS = frozenset({AUDITOR, SPONSOR})
 
 
+#: fields that may hold free text about a patient (rule ACCESS-SPONSOR): never in the sponsor's view
+FREE_TEXT = frozenset({"reason", "source", "cause", "site", "birth_year", "sex", "mrd_level"})
+
+
+def sponsor_view(document: object) -> object:
+    """The document without any free-text field, at any depth."""
+    if isinstance(document, dict):
+        return {k: sponsor_view(v) for k, v in document.items() if k not in FREE_TEXT}
+    if isinstance(document, list):
+        return [sponsor_view(v) for v in document]
+    return document
+
+
 def check(action: str, role: Role, user: str) -> None:
     """Refuse (ACCESS-ROLE) an action the role may not take."""
     allowed = ALLOWED.get(action)

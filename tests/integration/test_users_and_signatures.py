@@ -8,13 +8,17 @@ import pytest
 from sqlalchemy import select
 
 from ledger.application import TrialLedger
+from ledger.clock import FixedClock
 from ledger.commands import CorrectEntry, RecordBosutinibDose, ReportToxicity, SignRecord, StartCycle
 from ledger.domain.values import Actor, Attribution, Role, SignatureMeaning, SignatureScope
 from ledger.errors import CommandRefused, NotAuthenticated
 from ledger.identity.credentials import parse_token
 from ledger.identity.directory import Directory
 from ledger.persistence import CredentialRow, EntryRow
+from ledger.policies.access import sponsor_view
+from ledger.provenance import decisions_document
 from ledger.queries import patient_document
+from tests.integration.test_decisions import cohort_escalated
 from tests.integration.test_recording import enroll
 
 D = date.fromisoformat
@@ -167,3 +171,26 @@ def test_signing_needs_registered_users(ledger: TrialLedger, investigator: Actor
     enroll(ledger, investigator)
     with pytest.raises(CommandRefused, match="SIGNATURE"):
         ledger.handle(SignRecord(scope=SignatureScope.CASEBOOK, meaning=SignatureMeaning.APPROVED, patient_id="P001", credential="x"), investigator)
+
+
+def test_a_signed_decision_needs_re_review_when_a_fact_of_its_basis_is_corrected(
+    ledger: TrialLedger, secured: tuple[Directory, dict[str, str]], clock: FixedClock
+) -> None:
+    directory, tokens = secured
+    jain = directory.authenticate(tokens["jain"])
+    cohort_escalated(ledger, jain, clock)
+    [decision] = decisions_document(ledger)["decisions"]
+    signed = sign(ledger, jain, tokens["jain"], SignatureScope.ESCALATION_DECISION, stratum="default", decision_entry_id=decision["entry_id"])
+    [before] = decisions_document(ledger)["decisions"][0]["signatures"]
+    assert (before["entry_id"], before["status"]) == (signed, "VALID")
+    start = next(e for e in ledger.load_patient("P1").entries if e.kind == "CycleStarted")
+    assert start.entry_id in decision["basis"]
+    ledger.handle(CorrectEntry(patient_id="P1", entry_id=start.entry_id, changes={"started_on": "2016-01-05"}, reason="date from source"), jain)
+    [after] = decisions_document(ledger)["decisions"][0]["signatures"]
+    assert after["status"] == "RE-REVIEW REQUIRED"
+    assert any(e.kind == "SignatureInvalidated" for e in ledger.load_escalation("default").entries)  # type: ignore[union-attr]
+
+
+def test_the_sponsor_view_drops_free_text_at_any_depth() -> None:
+    doc = {"decisions": [{"entry_id": "e1", "reason": "PI on leave", "signatures": [{"signer": "jain", "source": "memo"}]}], "site": "Ward 3"}
+    assert sponsor_view(doc) == {"decisions": [{"entry_id": "e1", "signatures": [{"signer": "jain"}]}]}
