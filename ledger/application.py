@@ -32,7 +32,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError, Recordin
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, delete, func, insert, select, text, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
 from sqlalchemy.orm import Session
@@ -45,7 +45,7 @@ from ledger.domain.events import LedgerEvent
 from ledger.domain.patient import Patient
 from ledger.domain.values import Actor
 from ledger.encoding import plain
-from ledger.errors import CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
+from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
 from ledger.handlers import ChangesParser, Decider
 from ledger.integrity import chain
 from ledger.persistence import ChainHead, CommandRow, CredentialRow, EntryRow, EventStore, cache_known_current
@@ -139,11 +139,13 @@ class _Write:
         """Insert the rows and move the chain's head, in the events' transaction."""
         if self.entry_rows:
             self.session.execute(insert(_ENTRIES), self.entry_rows)
-            self.session.execute(
+            moved = self.session.execute(
                 update(_HEAD).where(_HEAD.c.id == 1).values(
                     position=self.entry_rows[-1]["position"], chain_hash=self.chain.hex(), entries=_HEAD.c.entries + len(self.entry_rows)
                 )
             )
+            if cast(CursorResult[Any], moved).rowcount != 1:  # never write past a chain whose head was removed
+                raise ChainBroken("the hash chain's head (table ledger_chain_head) is missing; nothing was recorded: run `ledger verify`")
         if self.command_rows:
             self.session.execute(insert(_COMMANDS), self.command_rows)
         for row in self.credential_rows:  # the user's previous credential stops working
@@ -274,6 +276,9 @@ class TrialLedger:
                 write.flush()
             self._head = write.head
             self._tips = write.tips
+        except ChainBroken:
+            self._forget_cached()
+            raise
         except LedgerError:  # refused before anything was written: the cache holds nothing of it
             raise
         except BaseException:

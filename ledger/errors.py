@@ -7,6 +7,7 @@
     ├── ConcurrentWriteError  other writers kept changing the same record      (exit 4)
     ├── StoreUnavailable      the database cannot be reached or opened          (exit 5)
     ├── DatabaseBehind        the database's tables are at an older revision    (exit 6)
+    ├── ChainBroken           the hash chain's head is gone: nothing is written (exit 3)
     └── NotAuthenticated      no valid credential for a ledger with users       (exit 7)
 
 Every refusal changes nothing. ``rule_id`` is an id of protocol.md, or one of the ledger's
@@ -83,3 +84,7 @@ class DatabaseBehind(LedgerError):
 
 class NotAuthenticated(LedgerError):
     """The ledger has users and the credential given is missing, wrong, or a deactivated user's."""
+
+
+class ChainBroken(LedgerError):
+    """The hash chain cannot be extended (its head row is missing); nothing was recorded."""

@@ -21,7 +21,7 @@ def link_existing(connection: Connection) -> None:
     for rows in pages(cursor, connection.dialect.name):
         links = []
         for (at, aggregate, version, topic, state, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
-             command_id, patient_id, stratum, amends, _, _) in rows:
+             command_id, patient_id, stratum, amends, *_) in rows:
             if entry_id is None:  # not the ledger's: left unlinked, for verify to report
                 continue
             index = raw_index_text(text_of_day, text_of_time, entry_id, kind, occurred_on, recorded_at, recorded_by, role,

@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]  # (position reached, last position)
 
 _COLUMNS = (
     "e.id, e.originator_id, e.originator_version, e.topic, e.state, x.entry_id, x.kind, x.occurred_on, x.recorded_at, x.recorded_by, "
-    "x.role, x.command_id, x.patient_id, x.stratum, x.amends_entry_id, x.chain_hash, x.aggregate_hash"
+    "x.role, x.command_id, x.patient_id, x.stratum, x.amends_entry_id, x.chain_hash, x.aggregate_hash, x.aggregate_id, x.aggregate_version"
 )
 
 
@@ -75,27 +75,28 @@ class VerifyReport:
 
 
 def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Progress | None = None) -> VerifyReport:
+    """Verify the events up to the chain's head as read first, so writers committing meanwhile are no false alarm."""
     report = VerifyReport()
-    sqlite = engine.dialect.name == "sqlite"
+    head = _head(engine)
     text_of_day, text_of_time, id_bytes = normalisers(engine.dialect.name)
     chain = GENESIS
     tips: dict[bytes, tuple[int, bytes]] = {}  # aggregate id → (version, last link)
+    names: dict[bytes, str] = {}  # aggregate id → its text in the index
     found: Problem | None = None
     reached_checkpoint = False
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
-        mark = "?" if sqlite else "%s"
-        cursor.execute("SELECT max(id) FROM ledger_events")
-        end = int(cursor.fetchone()[0] or 0)  # type: ignore[index]
+        end = _last_event(cursor)
+        stop = end if head is None else head.position
         events, position = 0, 0
-        for rows in _pages(cursor, mark):
+        for rows in _pages(cursor, "?" if engine.dialect.name == "sqlite" else "%s", stop):
             events += len(rows)
             if found is not None:  # count the rest; the first problem is reported
                 position = rows[-1][0]
                 continue
             for (position, aggregate, version, topic, state, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
-                 command_id, patient_id, stratum, amends, stored_chain, stored_tip) in rows:
+                 command_id, patient_id, stratum, amends, stored_chain, stored_tip, indexed_aggregate, indexed_version) in rows:
                 if entry_id is None:
                     found = Problem(position, "an event with no entry in the index: it was not recorded by the ledger (inserted?)")
                     break
@@ -107,6 +108,7 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                 last_version, last_tip = tips.get(aggregate_id, _FIRST)
                 tip = link(last_tip, digest)
                 tips[aggregate_id] = (version, tip)
+                name = names.get(aggregate_id) or names.setdefault(aggregate_id, str(UUID(bytes=aggregate_id)))
                 if stored_chain != chain.hex():
                     found = _check_link(position, entry_id, previous_chain, chain, digest, stored_chain)
                 elif version != last_version + 1:
@@ -114,6 +116,9 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                                               "an event was removed or inserted in between")
                 elif stored_tip != tip.hex():
                     found = Problem(position, f"entry {entry_id}: its record's own chain does not match (an earlier event of the record changed)")
+                elif (indexed_aggregate, indexed_version) != (name, version):
+                    found = Problem(position, f"entry {entry_id}: its index row names version {indexed_version} of record {indexed_aggregate}, "
+                                              f"its event is version {version} of record {name}: the index was changed")
                 elif checkpoint is not None and position == checkpoint.position:
                     reached_checkpoint = True
                     if chain.hex() != checkpoint.chain_hash:
@@ -125,24 +130,18 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                 report.chain_hash = chain.hex()
             position = rows[-1][0]
             if on_progress is not None:
-                on_progress(position, end)
+                on_progress(position, stop)
         report.events, report.position = events, position
         if found is not None:
             report.chain_hash = chain.hex()  # up to the last event that verified
             report.problems.append(found)
-        orphan = _entry_without_event(cursor)
+        orphan = _entry_without_event(cursor, stop)
         if orphan is not None:
             report.problems.append(orphan)
+        if not report.problems:
+            report.problems += _head_problems(head, report, _last_event(cursor), _head(engine))
     finally:
         raw.close()
-    if not report.problems:
-        head = _head(engine)
-        if head is not None and (head.position, head.chain_hash) != (report.position, report.chain_hash):
-            why = (f"the chain's head records position {head.position} but the ledger ends at {report.position}: events were removed from the end"
-                   if head.position > report.position else
-                   f"the chain's head records position {head.position}, hash {head.chain_hash[:16]}…; the events end at {report.position}, hash "
-                   f"{report.chain_hash[:16]}…: events were added or changed at the end outside the ledger")
-            report.problems.append(Problem(min(head.position, report.position) + 1, why))
     if checkpoint is not None:
         report.checkpoint = {"position": checkpoint.position, "chain_hash": checkpoint.chain_hash, "sealed_at": checkpoint.sealed_at,
                              "extends": reached_checkpoint and not report.problems}
@@ -151,6 +150,26 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                                                                 "it was truncated or rewritten"))
     report.problems.sort(key=lambda p: p.position)
     return report
+
+
+def _head_problems(head: ChainHead | None, report: VerifyReport, last: int, head_now: ChainHead | None) -> list[Problem]:
+    """The head read before the pass against the chain recomputed, and the events after it against the head read after."""
+    if head is None:
+        if report.events == 0 and last == 0:
+            return []
+        return [Problem(1, "the chain's head (table ledger_chain_head) is missing: it was deleted outside the ledger")]
+    if (head.position, head.chain_hash) != (report.position, report.chain_hash):
+        if head.position > report.position:
+            why = f"the chain's head records position {head.position} but the ledger ends at {report.position}: events were removed from the end"
+        else:
+            why = (f"the chain's head records position {head.position}, hash {head.chain_hash[:16]}…; the chain recomputed there is "
+                   f"{report.chain_hash[:16]}…: the head or the last events were changed outside the ledger")
+        return [Problem(min(head.position, report.position) + 1, why)]
+    # the ledger moves its head with every commit: events beyond the head as read after the pass were not committed by it
+    covered = head_now.position if head_now is not None else head.position
+    if last > covered:
+        return [Problem(covered + 1, f"events after the chain's head (position {covered}) up to {last}: added outside the ledger")]
+    return []
 
 
 def _check_link(position: int, entry_id: str, previous: bytes, recomputed: bytes, digest: bytes, stored: str | None) -> Problem | None:
@@ -163,9 +182,14 @@ def _check_link(position: int, entry_id: str, previous: bytes, recomputed: bytes
                              "was removed or inserted: its chain link does not match")
 
 
-def _pages(cursor: Any, mark: str) -> Iterator[list[tuple[Any, ...]]]:
+def _last_event(cursor: Any) -> int:
+    cursor.execute("SELECT max(id) FROM ledger_events")
+    return int(cursor.fetchone()[0] or 0)
+
+
+def _pages(cursor: Any, mark: str, stop: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
     sql = (f"SELECT {_COLUMNS} FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id "
-           f"WHERE e.id > {mark} ORDER BY e.id LIMIT {PAGE}")
+           f"WHERE e.id > {mark}" + (f" AND e.id <= {int(stop)}" if stop is not None else "") + f" ORDER BY e.id LIMIT {PAGE}")
     position = 0
     while True:
         cursor.execute(sql, (position,))
@@ -176,10 +200,10 @@ def _pages(cursor: Any, mark: str) -> Iterator[list[tuple[Any, ...]]]:
         position = rows[-1][0]
 
 
-def _entry_without_event(cursor: Any) -> Problem | None:
+def _entry_without_event(cursor: Any, stop: int) -> Problem | None:
     cursor.execute(
         "SELECT x.position, x.entry_id FROM ledger_entries x LEFT JOIN ledger_events e ON e.id = x.position "
-        "WHERE e.id IS NULL ORDER BY x.position LIMIT 1"
+        f"WHERE e.id IS NULL AND x.position <= {int(stop)} ORDER BY x.position LIMIT 1"
     )
     row = cursor.fetchone()
     if row is None:

@@ -28,7 +28,7 @@ from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
 from ledger.domain.values import Role
 from ledger.encoding import plain
-from ledger.errors import CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
+from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
 from ledger.integrity.checkpoint import Checkpoint, CheckpointError, load_or_create_key, public_hex, read_checkpoint, seal
 from ledger.integrity.verify import VerifyReport, verify
 from ledger.interfaces import documents, identity_cli, render
@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NotAuthenticated as error:
         print(f"not authenticated: {error}", file=sys.stderr)
         return EXIT_AUTH
+    except ChainBroken as error:
+        print(f"integrity: {error}", file=sys.stderr)
+        return EXIT_INTEGRITY
     except InvalidCommand as error:
         print(f"invalid: {error}", file=sys.stderr)
         return EXIT_REFUSED

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from ledger.application import TrialLedger
+from ledger.commands import StartCycle
 from ledger.domain.values import Actor, Role
+from ledger.errors import ChainBroken
 from ledger.integrity.backfill import link_existing
 from ledger.integrity.checkpoint import CheckpointError, load_or_create_key, read_checkpoint, seal
 from ledger.integrity.verify import VerifyReport, verify
@@ -133,7 +135,55 @@ def test_an_inserted_forged_event_is_detected(recorded: TrialLedger) -> None:
         connection.execute(insert(events(recorded)).values({**row, "id": top + 1, "originator_version": last + 1}))
 
     position, why = first_problem(tamper(recorded, forge))
-    assert "no entry in the index" in why
+    assert "added outside the ledger" in why  # past the chain's head, which only the ledger moves
+
+
+def test_a_forged_event_inside_the_chain_is_detected(recorded: TrialLedger) -> None:
+    at = dose_position(recorded)
+
+    def forge(connection: Connection) -> None:
+        table = events(recorded)
+        row = dict(connection.execute(select(table).where(table.c.id == at)).one()._mapping)
+        connection.execute(delete(entries()).where(entries().c.position == at))
+        connection.execute(update(table).where(table.c.id == at).values(state=row["state"] + b" "))
+
+    position, why = first_problem(tamper(recorded, forge))
+    assert position == at and "no entry in the index" in why
+
+
+@pytest.mark.parametrize("column", ["aggregate_id", "aggregate_version"])
+def test_an_index_row_moved_to_another_record_or_version_is_detected(recorded: TrialLedger, column: str) -> None:
+    at = dose_position(recorded)
+    value: Any = "00000000-0000-0000-0000-000000000000" if column == "aggregate_id" else 999
+    position, why = first_problem(tamper(recorded, lambda c: c.execute(update(entries()).where(entries().c.position == at).values({column: value}))))
+    assert position == at and "the index was changed" in why
+
+
+def test_a_deleted_chain_head_is_detected_and_nothing_more_is_written(recorded: TrialLedger) -> None:
+    head = ChainHead.__table__
+    position, why = first_problem(tamper(recorded, lambda c: c.execute(delete(head))))  # type: ignore[arg-type]
+    assert "head" in why and "missing" in why
+    with recorded.engine.connect() as connection:
+        before = connection.execute(select(func.max(events(recorded).c.id))).scalar()
+    with pytest.raises(ChainBroken):
+        recorded.handle(StartCycle(patient_id="S002", cycle=3, started_on=date(2016, 3, 29)), Actor("coordinator.kim", Role.COORDINATOR))
+    with recorded.engine.connect() as connection:
+        assert connection.execute(select(func.max(events(recorded).c.id))).scalar() == before
+
+
+def test_commits_during_a_verification_are_no_false_alarm(recorded: TrialLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ledger.integrity.verify.PAGE", 7)
+    kim = Actor("coordinator.kim", Role.COORDINATOR)
+    written: list[int] = []
+
+    def write_meanwhile(position: int, stop: int) -> None:
+        if not written:
+            written.append(position)
+            recorded.handle(StartCycle(patient_id="S002", cycle=3, started_on=date(2016, 3, 29)), kim)
+
+    report = verify(recorded.engine, on_progress=write_meanwhile)
+    assert written and report.intact, report.problems
+    assert verify(recorded.engine).position > report.position  # the next pass covers what was committed meanwhile
 
 
 def test_two_swapped_events_are_detected(recorded: TrialLedger) -> None:
