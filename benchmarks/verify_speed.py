@@ -24,7 +24,7 @@ from benchmarks.generate import write_scale
 from benchmarks.scale import DEFAULT_POSTGRES, postgres_database, postgres_unreachable
 from ledger.bootstrap import Settings, build_ledger
 from ledger.domain.values import Actor, Role
-from ledger.integrity.verify import PAGE, verify
+from ledger.integrity.verify import pages, verify
 from ledger.interfaces.importer import Progress, count_lines, import_file
 
 TARGET = 100_000
@@ -35,20 +35,8 @@ def read_only(url: str) -> tuple[int, float]:
     """The baseline: the verify pass's select, page by page, nothing computed; (rows, seconds)."""
     ledger = build_ledger(Settings(database_url=url, user="bench"))
     raw = ledger.engine.raw_connection()
-    mark = "?" if ledger.engine.dialect.name == "sqlite" else "%s"
-    sql = ("SELECT e.id, e.originator_id, e.originator_version, e.topic, e.state, x.entry_id, x.kind, x.occurred_on, x.recorded_at, "
-           "x.recorded_by, x.role, x.command_id, x.patient_id, x.stratum, x.amends_entry_id, x.chain_hash, x.aggregate_hash "
-           f"FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id WHERE e.id > {mark} ORDER BY e.id LIMIT {PAGE}")
     started = time.perf_counter()
-    cursor = raw.cursor()
-    position, rows = 0, 0
-    while True:
-        cursor.execute(sql, (position,))
-        page = cursor.fetchall()
-        if not page:
-            break
-        rows += len(page)
-        position = page[-1][0]
+    rows = sum(len(page) for page in pages(raw.cursor(), ledger.engine.dialect.name))
     spent = time.perf_counter() - started
     raw.close()
     ledger.close()

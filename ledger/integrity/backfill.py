@@ -7,26 +7,22 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, insert, update
 
 from ledger.integrity.chain import GENESIS, link, record_digest
-from ledger.integrity.verify import normalisers, pages, raw_index_text
+from ledger.integrity.verify import pages
 from ledger.persistence import ChainHead, EntryRow
 
 
 def link_existing(connection: Connection) -> None:
     """Compute every entry's links in commit order and write them, then the chain's head."""
-    text_of_day, text_of_time, id_bytes = normalisers(connection.dialect.name)
     cursor: Any = connection.connection.cursor()
     chain, tips, position, count = GENESIS, dict[bytes, bytes](), 0, 0
     entries = cast(Table, EntryRow.__table__)
     store = update(entries).where(entries.c.position == bindparam("at")).values(chain_hash=bindparam("c"), aggregate_hash=bindparam("a"))
     for rows in pages(cursor, connection.dialect.name):
         links = []
-        for (at, aggregate, version, topic, state, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
-             command_id, patient_id, stratum, amends, *_) in rows:
-            if entry_id is None:  # not the ledger's: left unlinked, for verify to report
+        for at, aggregate, version, topic, state, index, *_ in rows:
+            if index is None:  # not the ledger's: left unlinked, for verify to report
                 continue
-            index = raw_index_text(text_of_day, text_of_time, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
-                                   command_id, patient_id, stratum, amends)
-            aggregate_id = id_bytes(aggregate)
+            aggregate_id = bytes(aggregate)
             digest = record_digest(at, aggregate_id, version, topic, bytes(state), index)
             chain = link(chain, digest)
             tips[aggregate_id] = link(tips.get(aggregate_id, GENESIS), digest)

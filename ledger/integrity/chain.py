@@ -31,6 +31,7 @@ import hashlib
 import struct
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 GENESIS = bytes(32)
@@ -45,16 +46,22 @@ _sha256 = hashlib.sha256
 
 def record_digest(position: int, aggregate_id: bytes, version: int, topic: str, state: bytes, index: str) -> bytes:
     """SHA-256 of the canonical encoding of one stored event and its index row (``index_text``)."""
-    topic_bytes = topic.encode()
     index_bytes = index.encode()
     return _sha256(
         b"".join((
             _HEAD.pack(position, aggregate_id, version),
-            _LENGTH(len(topic_bytes)), topic_bytes,
+            _topic_field(topic),
             _LENGTH(len(state)), state,
             _LENGTH(len(index_bytes)), index_bytes,
         ))
     ).digest()
+
+
+@cache
+def _topic_field(topic: str) -> bytes:
+    """The topic's length and UTF-8 bytes (a ledger has a few dozen topics)."""
+    encoded = topic.encode()
+    return _LENGTH(len(encoded)) + encoded
 
 
 def link(previous: bytes, digest: bytes) -> bytes:

@@ -21,15 +21,16 @@ What each tampering looks like:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine, select
 
-from ledger.integrity.chain import GENESIS, SEPARATOR, link, record_digest, utc_text
+from ledger.integrity.chain import GENESIS, SEPARATOR, link, record_digest
 from ledger.integrity.checkpoint import Checkpoint
 from ledger.persistence import ChainHead
 
@@ -37,10 +38,27 @@ PAGE = 10_000
 _FIRST = (0, GENESIS)  # an aggregate's state before its first event: version 0, the genesis link
 Progress = Callable[[int, int], None]  # (position reached, last position)
 
-_COLUMNS = (
-    "e.id, e.originator_id, e.originator_version, e.topic, e.state, x.entry_id, x.kind, x.occurred_on, x.recorded_at, x.recorded_by, "
-    "x.role, x.command_id, x.patient_id, x.stratum, x.amends_entry_id, x.chain_hash, x.aggregate_hash, x.aggregate_id, x.aggregate_version"
-)
+
+
+def _select(dialect: str) -> str:
+    """Each event with its index row: the aggregate id's 16 bytes, the index text (``chain.index_text``, NULL without
+    an index row) formatted by the database, the stored links, and whether the row names the event's record and version."""
+    if dialect == "sqlite":
+        aggregate, day, time = "e.originator_id", "x.occurred_on", "replace(x.recorded_at, ' ', 'T') || '+00:00'"
+        same = "lower(hex(e.originator_id)) = replace(x.aggregate_id, '-', '')"
+        separator = "char(31)"
+    else:
+        aggregate, day = "uuid_send(e.originator_id)", "to_char(x.occurred_on, 'YYYY-MM-DD')"
+        time = "to_char(x.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
+        same = "x.aggregate_id = e.originator_id::text"
+        separator = "chr(31)"
+    index = f" || {separator} || ".join((
+        "x.entry_id", "x.kind", day, time, "x.recorded_by", "x.role",
+        *(f"coalesce(x.{name}, '')" for name in ("command_id", "patient_id", "stratum", "amends_entry_id")),
+    ))
+    return (f"SELECT e.id, {aggregate}, e.originator_version, e.topic, e.state, {index}, x.chain_hash, x.aggregate_hash, "
+            f"CASE WHEN {same} AND x.aggregate_version = e.originator_version THEN 1 ELSE 0 END "
+            "FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id")
 
 
 @dataclass(frozen=True)
@@ -78,10 +96,8 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
     """Verify the events up to the chain's head as read first, so writers committing meanwhile are no false alarm."""
     report = VerifyReport()
     head = _head(engine)
-    text_of_day, text_of_time, id_bytes = normalisers(engine.dialect.name)
     chain = GENESIS
     tips: dict[bytes, tuple[int, bytes]] = {}  # aggregate id → (version, last link)
-    names: dict[bytes, str] = {}  # aggregate id → its text in the index
     found: Problem | None = None
     reached_checkpoint = False
     raw = engine.raw_connection()
@@ -90,25 +106,22 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
         end = _last_event(cursor)
         stop = end if head is None else head.position
         events, position = 0, 0
-        for rows in _pages(cursor, "?" if engine.dialect.name == "sqlite" else "%s", stop):
+        for rows in _prefetched(pages(cursor, engine.dialect.name, stop)):
             events += len(rows)
             if found is not None:  # count the rest; the first problem is reported
                 position = rows[-1][0]
                 continue
-            for (position, aggregate, version, topic, state, entry_id, kind, occurred_on, recorded_at, recorded_by, role,
-                 command_id, patient_id, stratum, amends, stored_chain, stored_tip, indexed_aggregate, indexed_version) in rows:
-                if entry_id is None:
+            for position, aggregate, version, topic, state, index, stored_chain, stored_tip, indexed_here in rows:
+                if index is None:
                     found = Problem(position, "an event with no entry in the index: it was not recorded by the ledger (inserted?)")
                     break
-                aggregate_id = id_bytes(aggregate)
-                digest = record_digest(position, aggregate_id, version, topic, bytes(state), raw_index_text(
-                    text_of_day, text_of_time, entry_id, kind, occurred_on, recorded_at, recorded_by, role, command_id, patient_id, stratum, amends,
-                ))
+                aggregate_id = bytes(aggregate)
+                digest = record_digest(position, aggregate_id, version, topic, bytes(state), index)
                 previous_chain, chain = chain, link(chain, digest)
                 last_version, last_tip = tips.get(aggregate_id, _FIRST)
                 tip = link(last_tip, digest)
                 tips[aggregate_id] = (version, tip)
-                name = names.get(aggregate_id) or names.setdefault(aggregate_id, str(UUID(bytes=aggregate_id)))
+                entry_id = index.split(SEPARATOR, 1)[0]
                 if stored_chain != chain.hex():
                     found = _check_link(position, entry_id, previous_chain, chain, digest, stored_chain)
                 elif version != last_version + 1:
@@ -116,9 +129,9 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
                                               "an event was removed or inserted in between")
                 elif stored_tip != tip.hex():
                     found = Problem(position, f"entry {entry_id}: its record's own chain does not match (an earlier event of the record changed)")
-                elif (indexed_aggregate, indexed_version) != (name, version):
-                    found = Problem(position, f"entry {entry_id}: its index row names version {indexed_version} of record {indexed_aggregate}, "
-                                              f"its event is version {version} of record {name}: the index was changed")
+                elif not indexed_here:
+                    found = Problem(position, f"entry {entry_id}: its index row names another record or version than its event "
+                                              f"(version {version} of record {UUID(bytes=aggregate_id)}): the index was changed")
                 elif checkpoint is not None and position == checkpoint.position:
                     reached_checkpoint = True
                     if chain.hex() != checkpoint.chain_hash:
@@ -187,9 +200,10 @@ def _last_event(cursor: Any) -> int:
     return int(cursor.fetchone()[0] or 0)
 
 
-def _pages(cursor: Any, mark: str, stop: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
-    sql = (f"SELECT {_COLUMNS} FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id "
-           f"WHERE e.id > {mark}" + (f" AND e.id <= {int(stop)}" if stop is not None else "") + f" ORDER BY e.id LIMIT {PAGE}")
+def pages(cursor: Any, dialect: str, stop: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """Every event with its index row (``_select``), in commit order, a page at a time; up to ``stop`` if given."""
+    mark = "?" if dialect == "sqlite" else "%s"
+    sql = f"{_select(dialect)} WHERE e.id > {mark}" + (f" AND e.id <= {int(stop)}" if stop is not None else "") + f" ORDER BY e.id LIMIT {PAGE}"
     position = 0
     while True:
         cursor.execute(sql, (position,))
@@ -198,6 +212,20 @@ def _pages(cursor: Any, mark: str, stop: int | None = None) -> Iterator[list[tup
             return
         yield rows
         position = rows[-1][0]
+
+
+def _prefetched(pages: Iterator[list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
+    """The pages, the next one fetched by a second thread while this one's are hashed (drivers release the GIL while they wait)."""
+    with ThreadPoolExecutor(max_workers=1) as fetcher:
+        ahead = fetcher.submit(next, pages, None)
+        try:
+            while (page := ahead.result()) is not None:
+                ahead = fetcher.submit(next, pages, None)
+                yield page
+        finally:
+            ahead.cancel()
+            with contextlib.suppress(Exception):
+                ahead.result()
 
 
 def _entry_without_event(cursor: Any, stop: int) -> Problem | None:
@@ -215,45 +243,3 @@ def _head(engine: Engine) -> ChainHead | None:
     with engine.connect() as connection:
         row = connection.execute(select(ChainHead.position, ChainHead.chain_hash).where(ChainHead.id == 1)).first()
     return None if row is None else ChainHead(id=1, position=row.position, chain_hash=row.chain_hash, entries=0)
-
-
-def raw_index_text(
-    text_of_day: Callable[[Any], str], text_of_time: Callable[[Any], str], entry_id: str, kind: str, occurred_on: Any, recorded_at: Any,
-    recorded_by: str, role: str, command_id: str | None, patient_id: str | None, stratum: str | None, amends: str | None,
-) -> str:
-    """``chain.index_text`` of an index row as the driver returns it (see ``normalisers``)."""
-    return SEPARATOR.join((
-        entry_id, kind, text_of_day(occurred_on), text_of_time(recorded_at), recorded_by, role,
-        command_id or "", patient_id or "", stratum or "", amends or "",
-    ))
-
-
-def pages(cursor: Any, dialect: str) -> Iterator[list[tuple[Any, ...]]]:
-    """Every event joined to its index row (``None`` fields when it has none), in commit order, a page at a time."""
-    return _pages(cursor, "?" if dialect == "sqlite" else "%s")
-
-
-def normalisers(dialect: str) -> tuple[Callable[[Any], str], Callable[[Any], str], Callable[[Any], bytes]]:
-    """How the driver's raw values of a day, a recorded time and an aggregate id become the record's text and bytes."""
-    if dialect == "sqlite":
-        return _identity, _sqlite_time, _identity
-    return _iso_day, utc_text, _uuid_bytes
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _iso_day(value: date) -> str:
-    return value.isoformat()
-
-
-def _sqlite_time(value: str) -> str:
-    """SQLAlchemy keeps a UTC time on SQLite as ``YYYY-MM-DD HH:MM:SS.ffffff``."""
-    return value.replace(" ", "T") + "+00:00"
-
-
-def _uuid_bytes(value: UUID | str) -> bytes:
-    return value.bytes if isinstance(value, UUID) else UUID(str(value)).bytes
-
-
