@@ -18,7 +18,7 @@ from tests.builders import Course
 def corrected_trail() -> list[dict[str, Any]]:
     """An enrollment and a toxicity whose grade and term were then corrected, with a reason."""
     trail = Trail()
-    course = Course.enrolled("P001", on="2016-02-01", site="Site 12")
+    course = Course.enrolled("P001", on="2016-02-01", site="SITE-12")
     tox = course.toxicity("2016-02-05", term="Rash", grade=3)
     fixed = course.correct(tox, "2016-02-05", grade=2, term="Rash, maculo-papular")
     for e in course.patient.entries:
@@ -37,7 +37,7 @@ def test_csv_has_the_columns_as_header_and_a_line_per_audit_row() -> None:
         ("grade", "3", "2", "lab report"),
         ("term", "Rash", "Rash, maculo-papular", "lab report"),
     ]
-    assert json.loads(rows[0]["data"])["site"] == "Site 12"
+    assert json.loads(rows[0]["data"])["site"] == "SITE-12"
     assert rows[0]["recorded_at"] == "2026-01-01T00:00:00+00:00" and rows[0]["reason"] == ""
 
 

@@ -1,6 +1,6 @@
 """The ODM 1.3.2 writer, from audit rows alone: valid against the CDISC schema and self-consistent.
 
-The story: patient P001 at site "Site 12" with a cycle, a dose and a grade 3 rash; the grade
+The story: patient P001 at site "SITE-12" with a cycle, a dose and a grade 3 rash; the grade
 corrected to 2 by a coordinator and the dose voided; an escalation decision of the stratum; the
 cycle signed as reviewed and the decision signed as approved; patient P002 with no site.
 """
@@ -41,7 +41,7 @@ def context(**changes: Any) -> OdmContext:
 @pytest.fixture
 def story() -> Story:
     trail = Trail()
-    p1 = Course.enrolled("P001", on="2016-02-01", site="Site 12")
+    p1 = Course.enrolled("P001", on="2016-02-01", site="SITE-12")
     p1.cycle(1, "2016-02-02")
     dose = p1.dose("2016-02-02")
     tox = p1.toxicity("2016-02-05", grade=3)
@@ -116,7 +116,7 @@ def test_every_field_of_a_new_entry_is_an_inserted_item_with_who_when_where_why_
     record = grade.find("odm:AuditRecord", ODM)
     assert record is not None
     assert record.find("odm:UserRef", ODM).get("UserOID") == "USR.investigator.tester"  # type: ignore[union-attr]
-    assert record.find("odm:LocationRef", ODM).get("LocationOID") == "LOC.Site 12"  # type: ignore[union-attr]
+    assert record.find("odm:LocationRef", ODM).get("LocationOID") == "LOC.SITE-12"  # type: ignore[union-attr]
     assert text(record, "odm:DateTimeStamp") == next(r for r in story.rows if r["entry_id"] == story.toxicity)["recorded_at"].isoformat()
     assert all(i.find("odm:AuditRecord", ODM) is not None for i in root.iterfind(".//odm:ItemData", ODM))
     assert value(form(root, story.toxicity), "IT.ENTRY.occurred_on") == "2016-02-05"
@@ -172,13 +172,13 @@ def test_a_signature_names_the_signer_the_time_and_a_definition_with_its_meaning
 def test_a_patient_s_entries_are_located_at_their_site_and_the_rest_at_the_ledger(story: Story) -> None:
     root = odm(story.rows)
     locations = {s.get("SubjectKey"): {r.get("LocationOID") for r in s.iter(NS + "LocationRef")} for s in root.iterfind(".//odm:SubjectData", ODM)}
-    assert locations == {"P001": {"LOC.Site 12"}, "STRATUM:default": {"LOC.LEDGER"}, "P002": {"LOC.LEDGER"}}
-    assert {loc.get("OID"): loc.get("LocationType") for loc in root.iterfind(".//odm:Location", ODM)} == {"LOC.LEDGER": "Sponsor", "LOC.Site 12": "Site"}
+    assert locations == {"P001": {"LOC.SITE-12"}, "STRATUM:default": {"LOC.LEDGER"}, "P002": {"LOC.LEDGER"}}
+    assert {loc.get("OID"): loc.get("LocationType") for loc in root.iterfind(".//odm:Location", ODM)} == {"LOC.LEDGER": "Sponsor", "LOC.SITE-12": "Site"}
 
 
 def test_a_correction_whose_amended_entry_is_not_exported_is_placed_by_the_context(story: Story) -> None:
     corrections = [r for r in story.rows if r["event_type"] == "EntryCorrected"]
-    root = odm(corrections, context(amended={story.toxicity: "ToxicityReported"}, sites={"P001": "Site 12"}))
+    root = odm(corrections, context(amended={story.toxicity: "ToxicityReported"}, sites={"P001": "SITE-12"}))
     assert item(root, "IT.ToxicityReported.grade", "Update").get("Value") == "2"
     assert undefined_references(root) == []
 
