@@ -354,8 +354,14 @@ def _add_audit_listing_options(p: argparse.ArgumentParser) -> None:
 def _audit_export(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     filters = AuditFilter(args.patient, args.user, args.recorded_from, args.recorded_to, tuple(args.event_types), args.as_of)
     Projector(ledger).catch_up()  # an export holds every entry recorded so far, whoever recorded it
-    with _output(args.output) as out:
-        result = export(ledger, args.format, filters, out)
+    try:
+        with _output(args.output) as out:
+            result = export(ledger, args.format, filters, out)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        print(f"invalid: --output {args.output}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
     if args.output is not None:
         entries = f"{result.entries} entr{'y' if result.entries == 1 else 'ies'}"
         print(f"{entries} ({result.rows} rows) written to {args.output} as {result.format}", file=sys.stderr)

@@ -63,6 +63,8 @@ def test_the_audit_listing_still_answers_alone_and_as_show(corrected: Cli) -> No
     assert corrected.json("audit", "--patient", "S001") == corrected.json("audit", "show", "--patient", "S001")
 
 
-def test_a_malformed_time_or_an_unknown_format_is_a_usage_error(corrected: Cli) -> None:
+def test_a_malformed_time_an_unknown_format_or_an_unwritable_file_is_a_usage_error(corrected: Cli, tmp_path: Path) -> None:
     assert corrected("audit", "export", "--format", "csv", "--from", "yesterday").returncode == 2
     assert corrected("audit", "export", "--format", "xml").returncode == 2
+    done = corrected("audit", "export", "--format", "csv", "--output", str(tmp_path / "no-such-dir" / "trail.csv"))
+    assert done.returncode == 2 and "--output" in done.stderr
