@@ -59,7 +59,7 @@ def _statement(connection: Connection, table: Table, keys: tuple[str, ...]) -> _
         positional = bool(compiled.positional)
         names = tuple(compiled.positiontup or ()) if positional else keys
         processors = tuple(
-            (i, name, convert) for i, name in enumerate(names) if (convert := table.c[name].type.bind_processor(dialect)) is not None
+            (i, name, convert) for i, name in enumerate(names) if (convert := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
         )
         cached = _STATEMENTS[cache_key] = _Statement(str(compiled), names, positional, processors)
     return cached

@@ -10,12 +10,15 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
+from uuid import UUID
 
 import pytest
 from sqlalchemy import select
 
+from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
-from ledger.domain.values import Actor, Role
+from ledger.domain.values import Actor, Entry, Role
 from ledger.identity.directory import Directory
 from ledger.interfaces import cli
 from ledger.persistence import EntryRow
@@ -50,6 +53,7 @@ MATRIX: dict[str, tuple[list[str], set[str]]] = {
     "summary": (["summary"], {C, I, M, A, S}),
     "schedule show": (["schedule", "show"], {C, I, M, A, S}),
     "audit show": (["audit"], {C, I, M, A}),
+    "audit export": (["audit", "export", "--format", "csv"], {M, A}),
     "verify": (["verify"], {M, A, AD}),
     "seal": (["seal", "--key", "KEY"], {A, AD}),
     "user list": (["user", "list"], {AD, A, M}),
@@ -147,3 +151,24 @@ def _keys(value: object) -> set[str]:
     if isinstance(value, list):
         return {k for v in value for k in _keys(v)}
     return set()
+
+
+def test_every_export_is_recorded_with_its_format_filters_and_size(
+    tokens: dict[str, str], database_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(["import", str(EXAMPLE)], tokens[I], capsys, monkeypatch)
+    code, err = run(["audit", "export", "--format", "json", "--patient", "S001"], tokens[M], capsys, monkeypatch)
+    assert code == 0, err
+    ledger = build_ledger(Settings(database_url=database_url))
+    [entry] = [e for e in _access_entries(ledger) if e.kind == "AuditExported"]
+    ledger.close()
+    assert entry.recorded_by == "monitor.user" and entry.role == "monitor"
+    assert entry.data["export_format"] == "json" and entry.data["filters"]["patient"] == "S001" and entry.data["entries"] >= 37
+
+
+def _access_entries(ledger: TrialLedger) -> list[Entry]:
+    from ledger.domain.access import AccessRecord
+
+    with ledger.transaction(commit=False) as session:
+        ids = session.execute(select(EntryRow.aggregate_id).where(EntryRow.kind.in_(["AuditExported", "RecordsViewed"]))).scalars().all()
+    return [e for i in ids for e in cast(AccessRecord, ledger.store.repository.get(UUID(i))).entries]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import date
 
 import pytest
 from sqlalchemy import select
 
 from ledger.application import TrialLedger
+from ledger.audit import AuditFilter, export
 from ledger.clock import FixedClock
 from ledger.commands import CorrectEntry, RecordBosutinibDose, ReportToxicity, SignRecord, StartCycle
 from ledger.domain.values import Actor, Attribution, Role, SignatureMeaning, SignatureScope
@@ -16,10 +18,12 @@ from ledger.identity.credentials import parse_token
 from ledger.identity.directory import Directory
 from ledger.persistence import CredentialRow, EntryRow
 from ledger.policies.access import sponsor_view
+from ledger.projections.projector import Projector
 from ledger.provenance import decisions_document
 from ledger.queries import patient_document
 from tests.integration.test_decisions import cohort_escalated
 from tests.integration.test_recording import enroll
+from tests.odm_checks import tag, undefined_references, valid_odm
 
 D = date.fromisoformat
 INSTALLER = Actor("installer", Role.INVESTIGATOR)
@@ -194,3 +198,22 @@ def test_a_signed_decision_needs_re_review_when_a_fact_of_its_basis_is_corrected
 def test_the_sponsor_view_drops_free_text_at_any_depth() -> None:
     doc = {"decisions": [{"entry_id": "e1", "reason": "PI on leave", "signatures": [{"signer": "jain", "source": "memo"}]}], "site": "Ward 3"}
     assert sponsor_view(doc) == {"decisions": [{"entry_id": "e1", "signatures": [{"signer": "jain"}]}]}
+
+
+def test_signatures_and_their_invalidation_export_as_valid_odm(ledger: TrialLedger, secured: tuple[Directory, dict[str, str]]) -> None:
+    directory, tokens = secured
+    kim, jain = directory.authenticate(tokens["kim"]), directory.authenticate(tokens["jain"])
+    enroll(ledger, kim)
+    ledger.handle(StartCycle(patient_id="P001", cycle=1, started_on=D("2016-02-02")), kim)
+    dose = ledger.handle(RecordBosutinibDose(patient_id="P001", taken_on=D("2016-02-02"), dose_mg=300), kim).entry_ids[0]
+    sign(ledger, jain, tokens["jain"], SignatureScope.CYCLE, patient_id="P001", cycle=1)
+    ledger.handle(CorrectEntry(patient_id="P001", entry_id=dose, changes={"taken_on": "2016-02-03"}, reason="transcription"), kim)
+    Projector(ledger).catch_up()
+    out = io.StringIO()
+    export(ledger, "odm", AuditFilter(patient_id="P001"), out)
+    root = valid_odm(out.getvalue())
+    assert not undefined_references(root)
+    signatures = [e for e in root.iter() if tag(e) == "Signature"]
+    assert len(signatures) == 1
+    assert any(tag(e) == "FullName" and e.text == "Dr Asha Jain" for e in root.iter())
+    assert "SignatureInvalidated" in out.getvalue()
