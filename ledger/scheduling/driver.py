@@ -9,8 +9,9 @@
   writer) and re-plans their patients: an end of treatment schedules the follow-up, a
   corrected one moves it, a death, withdrawal or loss to follow-up removes what was pending.
 
-Jobs run one at a time in one worker thread. Two schedulers may run at once: each action's
-command id makes the ledger record it once.
+Jobs run one at a time in one worker thread. One foreground scheduler runs per database (a
+second one is refused, rule SCHEDULER-RUNNING: they would share one job store); ``--once``
+runs may overlap it, since each action's command id makes the ledger record it once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import time as timer
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -30,6 +31,7 @@ from sqlalchemy import func, select
 from ledger.application import TrialLedger
 from ledger.persistence import EntryRow
 from ledger.policies.schedule import Action
+from ledger.scheduling.exclusive import SingleScheduler
 from ledger.scheduling.service import RunReport, Scheduling
 
 JOBS_TABLE = "ledger_scheduler_jobs"  # created by migrations/versions/0004
@@ -64,6 +66,7 @@ class SchedulerDriver:
         self.poll_seconds = poll_seconds
         self.on_run = on_run
         self.position = 0  # the last entry position seen
+        self._lock = SingleScheduler(ledger)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=ledger.engine, tablename=JOBS_TABLE)},
             executors={"default": ThreadPoolExecutor(max_workers=1)},
@@ -76,12 +79,14 @@ class SchedulerDriver:
     def start(self) -> None:
         """Catch up, plan every patient's jobs, and run them in the background."""
         global _running
+        self._lock.acquire()
         _running = self
         self.scheduler.start(paused=True)  # the stored jobs are loaded, none runs yet
         self.position = self._last_position()
-        self._record(self.scheduling.run_due())
+        today = self.ledger.clock.today()
+        self._record(self.scheduling.run_due(today=today))
         self.scheduler.add_job(poll, "interval", seconds=self.poll_seconds, id=POLL_JOB, replace_existing=True)
-        self.plan()
+        self.plan(today=today)
         self.scheduler.resume()
 
     def run_forever(self, should_stop: Callable[[], bool] = lambda: False) -> None:
@@ -99,12 +104,15 @@ class SchedulerDriver:
             self.scheduler.shutdown(wait=True)
         if _running is self:
             _running = None
+        self._lock.release()
 
     # --- what the jobs do -----------------------------------------------------------------
 
     def wake(self, patient_ids: list[str]) -> None:
-        self._record(self.scheduling.run_due(patient_ids))
-        self.plan(patient_ids)
+        """Record what is due for these patients and plan the rest, both against one reading of the day."""
+        today = self.ledger.clock.today()
+        self._record(self.scheduling.run_due(patient_ids, today=today))
+        self.plan(patient_ids, today=today)
 
     def poll(self) -> None:
         """Re-plan the patients whose entries were recorded since the last poll (any writer)."""
@@ -114,19 +122,19 @@ class SchedulerDriver:
             ).all()
         if not rows:
             return
-        self.position = rows[-1].position
         patients = list(dict.fromkeys(r.patient_id for r in rows if r.patient_id is not None))
         if patients:
             self.wake(patients)
+        self.position = rows[-1].position  # only once they are re-planned: a failure is tried again at the next poll
 
-    def plan(self, patient_ids: Iterable[str] | None = None) -> int:
+    def plan(self, patient_ids: Iterable[str] | None = None, today: date | None = None) -> int:
         """One job per pending action not yet due (overdue ones are recorded, not planned); the jobs planned.
 
         Jobs of these patients (of every patient without ``patient_ids``) that are no longer
         pending are removed: the window moved, or a death, withdrawal or loss cancelled it.
         """
         chosen = None if patient_ids is None else set(patient_ids)
-        today = self.ledger.clock.today()
+        today = today or self.ledger.clock.today()
         wanted = {a.command_id: a for a in self.scheduling.pending(chosen) if a.due_on > today}
         for job in self.scheduler.get_jobs():
             if job.id != POLL_JOB and job.id not in wanted and (chosen is None or job.args[0] in chosen):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import date
 
 from sqlalchemy import select
 
@@ -63,14 +64,14 @@ class Scheduling:
             actions += schedule.pending(patient_state(patient_id, patient.entries, self.ledger.protocol), self.ledger.protocol)
         return sorted(actions, key=lambda a: (a.due_on, a.patient_id, a.kind, a.visit or 0))
 
-    def due(self, patient_ids: Iterable[str] | None = None) -> list[Action]:
-        """The pending actions due by today (the day after each window's last day has come)."""
-        today = self.ledger.clock.today()
+    def due(self, patient_ids: Iterable[str] | None = None, today: date | None = None) -> list[Action]:
+        """The pending actions due by ``today`` (default: the clock's; the day after each window's last day has come)."""
+        today = today or self.ledger.clock.today()
         return [a for a in self.pending(patient_ids) if a.due_on <= today]
 
-    def run_due(self, patient_ids: Iterable[str] | None = None, on_progress: Progress | None = None) -> RunReport:
-        """Record every action due by today, ``BATCH`` a transaction; each exactly once."""
-        actions = self.due(patient_ids)
+    def run_due(self, patient_ids: Iterable[str] | None = None, on_progress: Progress | None = None, today: date | None = None) -> RunReport:
+        """Record every action due by ``today``, ``BATCH`` a transaction; each exactly once."""
+        actions = self.due(patient_ids, today)
         report = RunReport(due=len(actions))
         for start in range(0, len(actions), BATCH):
             chunk = actions[start : start + BATCH]

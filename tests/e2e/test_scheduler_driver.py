@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.clock import OffsetClock
 from ledger.commands import CorrectEntry, EndTreatment, EnrollPatient, RecordDeath, StartCycle
 from ledger.domain.values import Actor, EndReason, Phase, Role
+from ledger.errors import CommandRefused
 from ledger.queries import patient_document, patient_history
 from ledger.scheduling.driver import POLL_JOB, SchedulerDriver
 
@@ -182,3 +184,43 @@ def test_two_schedulers_racing_record_each_due_entry_once(database_url: str) -> 
     finally:
         engine.dispose()
     assert counts == {"DltEvaluationCompleted": 12, "FollowUpMissed": 48, "FollowUpCompleted": 12}
+
+
+def test_a_second_foreground_scheduler_on_the_same_database_is_refused_until_the_first_stops(
+    running: tuple[TrialLedger, SchedulerDriver], database_url: str
+) -> None:
+    ledger, driver = running
+    driver.start()
+    other_ledger = build_ledger(Settings(database_url=database_url, user="second-host"), clock=ledger.clock)
+    other = SchedulerDriver(other_ledger, poll_seconds=0.5)
+    try:
+        with pytest.raises(CommandRefused, match="SCHEDULER-RUNNING"):
+            other.start()
+        driver.shutdown()
+        other.start()
+        assert other.scheduler.running
+    finally:
+        other.shutdown()
+        other_ledger.close()
+
+
+def test_a_poll_whose_re_planning_fails_is_tried_again(running: tuple[TrialLedger, SchedulerDriver], monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger, driver = running
+    driver.start()
+    driver.scheduler.pause()  # this test drives the polls itself
+    ledger.handle(RecordDeath(patient_id="P2", died_on=date(2025, 6, 1)), INVESTIGATOR)
+    before = driver.position
+    calls: list[list[str]] = []
+
+    def failing(patient_ids: list[str]) -> None:
+        calls.append(patient_ids)
+        raise OperationalError("SELECT", {}, Exception("the database went away"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(driver, "wake", failing)
+        with pytest.raises(OperationalError):
+            driver.poll()
+    assert driver.position == before and len(calls) == 1 and "P2" in calls[0]
+    driver.poll()  # the same entries again, now re-planned: P2's follow-up jobs are gone
+    assert driver.position > before
+    assert not any(job.id != POLL_JOB and job.args[0] == "P2" for job in driver.scheduler.get_jobs())
