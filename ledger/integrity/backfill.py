@@ -7,7 +7,7 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, insert, update
 
 from ledger.integrity.chain import GENESIS, link, record_digest
-from ledger.integrity.verify import pages
+from ledger.integrity.verify import last_event_position, pages
 from ledger.persistence import ChainHead, EntryRow
 
 
@@ -17,12 +17,13 @@ def link_existing(connection: Connection) -> None:
     chain, tips, position, count = GENESIS, dict[bytes, bytes](), 0, 0
     entries = cast(Table, EntryRow.__table__)
     store = update(entries).where(entries.c.position == bindparam("at")).values(chain_hash=bindparam("c"), aggregate_hash=bindparam("a"))
-    for rows in pages(cursor, connection.dialect.name):
+    last_event = last_event_position(cursor)
+    for rows in pages(cursor, connection.dialect.name, last_event):
         links = []
         for at, aggregate, version, topic, state, index, *_ in rows:
             if index is None:  # not the ledger's: left unlinked, for verify to report
                 continue
-            aggregate_id = bytes(aggregate)
+            aggregate_id = aggregate
             digest = record_digest(at, aggregate_id, version, topic, bytes(state), index)
             chain = link(chain, digest)
             tips[aggregate_id] = link(tips.get(aggregate_id, GENESIS), digest)

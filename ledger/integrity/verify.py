@@ -1,10 +1,12 @@
 """``ledger verify``: recompute the hash chain from the stored events and compare.
 
-One pass in commit order over the events joined to their index rows (plain driver cursors,
-pages of ``PAGE`` events), recomputing each record's digest, the ledger chain and each
-aggregate's chain, and checking each aggregate's versions follow one another. Then: index
-entries whose event is gone, the chain's head, and optionally a signed checkpoint. The first
-problem (lowest position) is reported with the reason.
+One pass in commit order, up to the chain's head as read first: pages of ``PAGE`` events and
+the index rows of the same positions (two range scans on plain driver cursors, the next page
+fetched by a second thread while this one is hashed), recomputing each record's digest, the
+ledger chain and each aggregate's chain, and checking each aggregate's versions follow one
+another and each index row names its event's record and version. Then: index entries whose
+event is gone, the chain's head, events beyond it, and optionally a signed checkpoint. The
+first problem (lowest position) is reported with the reason.
 
 What each tampering looks like:
 
@@ -25,12 +27,13 @@ import contextlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine, select
 
-from ledger.integrity.chain import GENESIS, SEPARATOR, link, record_digest
+from ledger.integrity.chain import GENESIS, SEPARATOR, record_digest
 from ledger.integrity.checkpoint import Checkpoint
 from ledger.persistence import ChainHead
 
@@ -40,25 +43,25 @@ Progress = Callable[[int, int], None]  # (position reached, last position)
 
 
 
-def _select(dialect: str) -> str:
-    """Each event with its index row: the aggregate id's 16 bytes, the index text (``chain.index_text``, NULL without
-    an index row) formatted by the database, the stored links, and whether the row names the event's record and version."""
+def _queries(dialect: str) -> tuple[str, str]:
+    """A page of events (the aggregate id as its 16 bytes), and the index rows of a range of positions with their
+    text as ``chain.index_text`` makes it, formatted by the database. Two plain range scans of primary keys, merged
+    by position here: no join whose plan depends on the tables' statistics."""
+    mark = "?" if dialect == "sqlite" else "%s"
     if dialect == "sqlite":
-        aggregate, day, time = "e.originator_id", "x.occurred_on", "replace(x.recorded_at, ' ', 'T') || '+00:00'"
-        same = "lower(hex(e.originator_id)) = replace(x.aggregate_id, '-', '')"
-        separator = "char(31)"
+        aggregate, day, time, separator = "originator_id", "occurred_on", "replace(recorded_at, ' ', 'T') || '+00:00'", "char(31)"
     else:
-        aggregate, day = "uuid_send(e.originator_id)", "to_char(x.occurred_on, 'YYYY-MM-DD')"
-        time = "to_char(x.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
-        same = "x.aggregate_id = e.originator_id::text"
-        separator = "chr(31)"
+        aggregate, day, separator = "uuid_send(originator_id)", "to_char(occurred_on, 'YYYY-MM-DD')", "chr(31)"
+        time = "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US') || '+00:00'"
     index = f" || {separator} || ".join((
-        "x.entry_id", "x.kind", day, time, "x.recorded_by", "x.role",
-        *(f"coalesce(x.{name}, '')" for name in ("command_id", "patient_id", "stratum", "amends_entry_id")),
+        "entry_id", "kind", day, time, "recorded_by", "role",
+        *(f"coalesce({name}, '')" for name in ("command_id", "patient_id", "stratum", "amends_entry_id")),
     ))
-    return (f"SELECT e.id, {aggregate}, e.originator_version, e.topic, e.state, {index}, x.chain_hash, x.aggregate_hash, "
-            f"CASE WHEN {same} AND x.aggregate_version = e.originator_version THEN 1 ELSE 0 END "
-            "FROM ledger_events e LEFT JOIN ledger_entries x ON x.position = e.id")
+    events = (f"SELECT id, {aggregate}, originator_version, topic, state FROM ledger_events "
+              f"WHERE id > {mark} AND id <= {mark} ORDER BY id LIMIT {PAGE}")
+    entries = (f"SELECT position, {index}, chain_hash, aggregate_hash, aggregate_id, aggregate_version FROM ledger_entries "
+               f"WHERE position > {mark} AND position <= {mark}")
+    return events, entries
 
 
 @dataclass(frozen=True)
@@ -102,40 +105,32 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
     reached_checkpoint = False
     raw = engine.raw_connection()
     try:
-        cursor = raw.cursor()
-        end = _last_event(cursor)
+        cursor = driver_cursor(raw, engine.dialect.name)
+        end = last_event_position(cursor)
         stop = end if head is None else head.position
         events, position = 0, 0
-        for rows in _prefetched(pages(cursor, engine.dialect.name, stop)):
+        orphans: list[tuple[int, str]] = []
+        for rows in _prefetched(pages(cursor, engine.dialect.name, stop, orphans)):
             events += len(rows)
             if found is not None:  # count the rest; the first problem is reported
                 position = rows[-1][0]
                 continue
-            for position, aggregate, version, topic, state, index, stored_chain, stored_tip, indexed_here in rows:
+            for position, aggregate_id, version, topic, state, index, stored_chain, stored_tip, indexed_here in rows:
                 if index is None:
                     found = Problem(position, "an event with no entry in the index: it was not recorded by the ledger (inserted?)")
                     break
-                aggregate_id = bytes(aggregate)
                 digest = record_digest(position, aggregate_id, version, topic, bytes(state), index)
-                previous_chain, chain = chain, link(chain, digest)
+                previous_chain, chain = chain, sha256(chain + digest).digest()  # chain.link, inline: this loop is the cost of verify
                 last_version, last_tip = tips.get(aggregate_id, _FIRST)
-                tip = link(last_tip, digest)
+                tip = sha256(last_tip + digest).digest()
                 tips[aggregate_id] = (version, tip)
-                entry_id = index.split(SEPARATOR, 1)[0]
-                if stored_chain != chain.hex():
-                    found = _check_link(position, entry_id, previous_chain, chain, digest, stored_chain)
-                elif version != last_version + 1:
-                    found = Problem(position, f"entry {entry_id} is version {version} of its record, after version {last_version}: "
-                                              "an event was removed or inserted in between")
-                elif stored_tip != tip.hex():
-                    found = Problem(position, f"entry {entry_id}: its record's own chain does not match (an earlier event of the record changed)")
-                elif not indexed_here:
-                    found = Problem(position, f"entry {entry_id}: its index row names another record or version than its event "
-                                              f"(version {version} of record {UUID(bytes=aggregate_id)}): the index was changed")
-                elif checkpoint is not None and position == checkpoint.position:
+                if (stored_chain == chain.hex() and version == last_version + 1 and stored_tip == tip.hex() and indexed_here
+                        and (checkpoint is None or position != checkpoint.position)):
+                    continue
+                found = _problem(position, index, version, last_version, aggregate_id, previous_chain, chain, digest, stored_chain,
+                                 stored_tip == tip.hex(), indexed_here, checkpoint)
+                if checkpoint is not None and position == checkpoint.position:
                     reached_checkpoint = True
-                    if chain.hex() != checkpoint.chain_hash:
-                        found = Problem(position, "the chain at the checkpoint's position differs from the checkpoint: the ledger was rewritten")
                 if found is not None:
                     chain = previous_chain
                     break
@@ -148,11 +143,11 @@ def verify(engine: Engine, checkpoint: Checkpoint | None = None, on_progress: Pr
         if found is not None:
             report.chain_hash = chain.hex()  # up to the last event that verified
             report.problems.append(found)
-        orphan = _entry_without_event(cursor, stop)
-        if orphan is not None:
-            report.problems.append(orphan)
+        if orphans:
+            orphan, entry_id = min(orphans)
+            report.problems.append(Problem(orphan, f"entry {entry_id} is in the index but its event is gone: it was deleted"))
         if not report.problems:
-            report.problems += _head_problems(head, report, _last_event(cursor), _head(engine))
+            report.problems += _head_problems(head, report, last_event_position(cursor), _head(engine))
     finally:
         raw.close()
     if checkpoint is not None:
@@ -185,6 +180,27 @@ def _head_problems(head: ChainHead | None, report: VerifyReport, last: int, head
     return []
 
 
+def _problem(
+    position: int, index: str, version: int, last_version: int, aggregate_id: bytes, previous: bytes, chain: bytes, digest: bytes,
+    stored_chain: str | None, tip_matches: bool, indexed_here: bool, checkpoint: Checkpoint | None,
+) -> Problem | None:
+    """What is wrong with the event at ``position``, checks in order; ``None`` when it verifies (at a checkpoint's position)."""
+    entry_id = index.split(SEPARATOR, 1)[0]
+    if stored_chain != chain.hex():
+        return _check_link(position, entry_id, previous, chain, digest, stored_chain)
+    if version != last_version + 1:
+        return Problem(position, f"entry {entry_id} is version {version} of its record, after version {last_version}: "
+                                 "an event was removed or inserted in between")
+    if not tip_matches:
+        return Problem(position, f"entry {entry_id}: its record's own chain does not match (an earlier event of the record changed)")
+    if not indexed_here:
+        return Problem(position, f"entry {entry_id}: its index row names another record or version than its event "
+                                 f"(version {version} of record {UUID(bytes=aggregate_id)}): the index was changed")
+    if checkpoint is not None and position == checkpoint.position and chain.hex() != checkpoint.chain_hash:
+        return Problem(position, "the chain at the checkpoint's position differs from the checkpoint: the ledger was rewritten")
+    return None
+
+
 def _check_link(position: int, entry_id: str, previous: bytes, recomputed: bytes, digest: bytes, stored: str | None) -> Problem | None:
     if stored == recomputed.hex():
         return None
@@ -195,23 +211,43 @@ def _check_link(position: int, entry_id: str, previous: bytes, recomputed: bytes
                              "was removed or inserted: its chain link does not match")
 
 
-def _last_event(cursor: Any) -> int:
+def driver_cursor(raw: Any, dialect: str) -> Any:
+    """The driver's cursor; psycopg's in binary mode, so the states' bytes arrive as they are rather than as hex text."""
+    return raw.driver_connection.cursor(binary=True) if dialect == "postgresql" else raw.cursor()
+
+
+def last_event_position(cursor: Any) -> int:
     cursor.execute("SELECT max(id) FROM ledger_events")
     return int(cursor.fetchone()[0] or 0)
 
 
-def pages(cursor: Any, dialect: str, stop: int | None = None) -> Iterator[list[tuple[Any, ...]]]:
-    """Every event with its index row (``_select``), in commit order, a page at a time; up to ``stop`` if given."""
-    mark = "?" if dialect == "sqlite" else "%s"
-    sql = f"{_select(dialect)} WHERE e.id > {mark}" + (f" AND e.id <= {int(stop)}" if stop is not None else "") + f" ORDER BY e.id LIMIT {PAGE}"
-    position = 0
-    while True:
-        cursor.execute(sql, (position,))
-        rows = cursor.fetchall()
-        if not rows:
-            return
-        yield rows
-        position = rows[-1][0]
+def pages(cursor: Any, dialect: str, stop: int, orphans: list[tuple[int, str]] | None = None) -> Iterator[list[tuple[Any, ...]]]:
+    """Every event up to ``stop`` with its index row, in commit order, a page at a time: ``(position, aggregate id bytes,
+    version, topic, state, index text or None, chain link, record link, whether the index row names this event's record
+    and version)``. Index rows with no event among them are added to ``orphans`` as (position, entry id)."""
+    events_sql, entries_sql = _queries(dialect)
+    names: dict[bytes, str] = {}  # aggregate id → its text in the index
+    after = 0
+    while after < stop:
+        cursor.execute(events_sql, (after, stop))
+        events = cursor.fetchall()
+        last = events[-1][0] if events else stop
+        cursor.execute(entries_sql, (after, last))
+        indexed = {row[0]: row for row in cursor.fetchall()}
+        rows = []
+        for position, aggregate, version, topic, state in events:
+            aggregate = bytes(aggregate)
+            x = indexed.pop(position, None)
+            if x is None:
+                rows.append((position, aggregate, version, topic, state, None, None, None, False))
+                continue
+            name = names.get(aggregate) or names.setdefault(aggregate, str(UUID(bytes=aggregate)))
+            rows.append((position, aggregate, version, topic, state, x[1], x[2], x[3], x[4] == name and x[5] == version))
+        if orphans is not None:
+            orphans += [(position, x[1].split(SEPARATOR, 1)[0]) for position, x in indexed.items()]
+        if rows:
+            yield rows
+        after = last
 
 
 def _prefetched(pages: Iterator[list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
@@ -226,17 +262,6 @@ def _prefetched(pages: Iterator[list[tuple[Any, ...]]]) -> Iterator[list[tuple[A
             ahead.cancel()
             with contextlib.suppress(Exception):
                 ahead.result()
-
-
-def _entry_without_event(cursor: Any, stop: int) -> Problem | None:
-    cursor.execute(
-        "SELECT x.position, x.entry_id FROM ledger_entries x LEFT JOIN ledger_events e ON e.id = x.position "
-        f"WHERE e.id IS NULL AND x.position <= {int(stop)} ORDER BY x.position LIMIT 1"
-    )
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    return Problem(row[0], f"entry {row[1]} is in the index but its event is gone: it was deleted")
 
 
 def _head(engine: Engine) -> ChainHead | None:
