@@ -44,7 +44,7 @@ Progress = Callable[[int, int], None]  # (position reached, last position)
 
 
 def _queries(dialect: str) -> tuple[str, str]:
-    """A page of events (the aggregate id as its 16 bytes), and the index rows of a range of positions with their
+    """The events of a range of positions (the aggregate id as its 16 bytes), and their index rows with their
     text as ``chain.index_text`` makes it, formatted by the database. Two plain range scans of primary keys, merged
     by position here: no join whose plan depends on the tables' statistics."""
     mark = "?" if dialect == "sqlite" else "%s"
@@ -57,8 +57,7 @@ def _queries(dialect: str) -> tuple[str, str]:
         "entry_id", "kind", day, time, "recorded_by", "role",
         *(f"coalesce({name}, '')" for name in ("command_id", "patient_id", "stratum", "amends_entry_id")),
     ))
-    events = (f"SELECT id, {aggregate}, originator_version, topic, state FROM ledger_events "
-              f"WHERE id > {mark} AND id <= {mark} ORDER BY id LIMIT {PAGE}")
+    events = f"SELECT id, {aggregate}, originator_version, topic, state FROM ledger_events WHERE id > {mark} AND id <= {mark} ORDER BY id"
     entries = (f"SELECT position, {index}, chain_hash, aggregate_hash, aggregate_id, aggregate_version FROM ledger_entries "
                f"WHERE position > {mark} AND position <= {mark}")
     return events, entries
@@ -229,9 +228,9 @@ def pages(cursor: Any, dialect: str, stop: int, orphans: list[tuple[int, str]] |
     names: dict[bytes, str] = {}  # aggregate id → its text in the index
     after = 0
     while after < stop:
-        cursor.execute(events_sql, (after, stop))
+        last = min(after + PAGE, stop)  # a range of positions, not a LIMIT: the plan needs no estimate of the rows left
+        cursor.execute(events_sql, (after, last))
         events = cursor.fetchall()
-        last = events[-1][0] if events else stop
         cursor.execute(entries_sql, (after, last))
         indexed = {row[0]: row for row in cursor.fetchall()}
         rows = []
