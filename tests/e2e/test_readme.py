@@ -36,3 +36,5 @@ def test_the_readme_walkthrough_runs_and_shows_what_it_promises(tmp_path: Path) 
     assert "OVERDUE" in out and "fu-completed:S001:2017-03-28" in out
     assert "5 due: 5 recorded, 0 recorded before, 0 refused" in out  # the DLT evaluation, visits 2-4, the year's end
     assert re.search(r"status\s+COMPLETED", out) and "visits 1, missed 3" in out
+    assert "ACCESS-ROLE" in err and "authentication failed" in err
+    assert re.search(r"signed .* cycle 2 reviewed by Dr Asha Jain \(dr\.jain\)\s+RE-REVIEW REQUIRED", out)
