@@ -1,49 +1,52 @@
 """The ``ledger`` command line: one subcommand per command of contract.md, plus queries.
 
-Exit codes (contract.md): 0 success; 1 refused by a rule or invalid input (stderr names the
-rule or field); 2 usage error; 3 integrity failure; 4 a concurrent-write conflict that
-persisted (send again); 5 the database cannot be reached or opened; 6 the database's tables are
-at an older revision (run ``ledger migrate``); 7 the ledger has users and no valid credential
-was given (``LEDGER_TOKEN``).
+Exit codes: ``ledger.interfaces.options``. The audit trail, the scheduler, verification and
+users each have a module of their own (``audit_cli``, ``scheduler_cli``, ``integrity_cli``,
+``identity_cli``) that adds its subcommands.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, cast
 
 from eventsourcing.persistence import PersistenceError
 from marshmallow import fields
 from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.application import TrialLedger
-from ledger.audit import FORMATS, AuditFilter, export
-from ledger.audit.export import record_export
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
 from ledger.domain.values import Role
 from ledger.encoding import plain
 from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
-from ledger.integrity.checkpoint import Checkpoint, CheckpointError, load_or_create_key, public_hex, read_checkpoint, seal
-from ledger.integrity.verify import VerifyReport, verify
-from ledger.interfaces import documents, identity_cli, render
+from ledger.interfaces import audit_cli, documents, identity_cli, integrity_cli, render, scheduler_cli
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
+from ledger.interfaces.options import (
+    EXIT_AUTH,
+    EXIT_BEHIND,
+    EXIT_CONFLICT,
+    EXIT_INTEGRITY,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_STORE,
+    EXIT_USAGE,
+    add_time_options,
+    catch_up,
+    positive,
+)
 from ledger.interfaces.schemas import COMMON_FIELDS, SCHEMAS, parse_command
 from ledger.policies import access
 from ledger.projections.projector import Projector
-from ledger.projections.queries import audit_trail, trial_summary
+from ledger.projections.queries import trial_summary
 from ledger.projections.tables import PROJECTIONS
 from ledger.protocol import ProtocolError
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND, EXIT_AUTH = 0, 1, 2, 3, 4, 5, 6, 7
 
 Handler = Callable[[argparse.Namespace, TrialLedger, Settings], int]
 
@@ -103,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--keep-going", action="store_true", help="report refused lines and go on")
     imp.add_argument(
-        "--batch-size", type=_positive, default=DEFAULT_BATCH_SIZE, metavar="N",
+        "--batch-size", type=positive, default=DEFAULT_BATCH_SIZE, metavar="N",
         help=f"lines committed per transaction (default {DEFAULT_BATCH_SIZE}; 1 = one transaction per line)",
     )
     imp.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -112,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     patient = sub.add_parser("patient", help="a patient's state or history").add_subparsers(title="patient", metavar="ACTION")
     show = patient.add_parser("show", help="the patient's state (contract.md)")
     show.add_argument("patient_id")
-    _add_time_options(show)
+    add_time_options(show)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=_patient_show, reads_only=True, action="patient show")
     history = patient.add_parser("history", help="every entry: who recorded what, when and why")
@@ -123,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     escalation = sub.add_parser("escalation", help="the phase I 3+3 escalation").add_subparsers(title="escalation", metavar="ACTION")
     esc_show = escalation.add_parser("show", help="levels, DLTs, decisions and the next action per stratum")
     esc_show.add_argument("--stratum")
-    _add_time_options(esc_show)
+    add_time_options(esc_show)
     esc_show.add_argument("--json", action="store_true")
     esc_show.set_defaults(handler=_escalation_show, reads_only=True, action="escalation show")
 
@@ -142,57 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--json", action="store_true")
     rebuild.set_defaults(handler=_rebuild, action="rebuild")
 
-    audit = sub.add_parser("audit", help="the audit trail: every entry, who, when, why; old and new value of corrections")
-    _add_audit_listing_options(audit)  # ``ledger audit`` alone lists, as ``ledger audit show`` does
-    audit_actions = audit.add_subparsers(title="audit", metavar="ACTION")
-    _add_audit_listing_options(audit_actions.add_parser("show", help="list the audit trail (the default action)"))
-    export = audit_actions.add_parser("export", help="write the audit trail as CSV, JSON or CDISC ODM 1.3.2 (docs/audit-export.md)")
-    export.add_argument("--format", choices=FORMATS, required=True)
-    export.add_argument("--patient", help="one patient's entries")
-    export.add_argument("--user", help="the entries this user recorded")
-    export.add_argument("--from", dest="recorded_from", type=_timestamp, metavar="TIMESTAMP", help="recorded at or after")
-    export.add_argument("--to", dest="recorded_to", type=_timestamp, metavar="TIMESTAMP", help="recorded before")
-    export.add_argument("--type", dest="event_types", action="append", default=[], metavar="EVENT_TYPE", help="one event type (repeatable)")
-    export.add_argument("--as-of", type=_timestamp, default=None, metavar="TIMESTAMP", help="what the ledger had recorded then (transaction time)")
-    export.add_argument("--output", type=Path, metavar="FILE", help="write to FILE (default: standard output)")
-    export.set_defaults(handler=_audit_export, reads_only=True, action="audit export")
 
     summary = sub.add_parser("summary", help="enrolled per phase and stratum, status and best-response counts")
-    _add_time_options(summary)
+    add_time_options(summary)
     summary.add_argument("--json", action="store_true")
     summary.set_defaults(handler=_summary, reads_only=True, action="summary")
 
-    scheduler = sub.add_parser("scheduler", help="record what time makes due (missed visits, follow-up ends, DLT windows)")
-    scheduler_actions = scheduler.add_subparsers(title="scheduler", metavar="ACTION")
-    run = scheduler_actions.add_parser("run", help="run the scheduler in the foreground (Ctrl-C stops)")
-    run.add_argument("--once", action="store_true", help="record every action due now, then exit (for cron or CI)")
-    run.add_argument("--poll", type=float, default=60.0, metavar="SECONDS", help="how often to look for new facts (default 60)")
-    run.add_argument("--json", action="store_true", help="with --once: print the report as JSON")
-    run.set_defaults(handler=_scheduler_run, action="scheduler run")
-
-    plan = sub.add_parser("schedule", help="what time makes due").add_subparsers(title="schedule", metavar="ACTION")
-    plan_show = plan.add_parser("show", help="pending actions and when they fall due, overdue first")
-    plan_show.add_argument("--patient")
-    plan_show.add_argument("--json", action="store_true")
-    plan_show.set_defaults(handler=_schedule_show, reads_only=True, action="schedule show")
-
-    check = sub.add_parser("verify", help="recompute the hash chain over every stored event; exit 3 naming the first that does not verify")
-    check.add_argument("--checkpoint", type=Path, metavar="FILE", help="also prove the ledger still extends this signed checkpoint")
-    check.add_argument("--public-key", metavar="HEX", help="the checkpoint must be signed with this Ed25519 public key")
-    check.add_argument("--json", action="store_true")
-    check.set_defaults(handler=_verify, reads_only=True, action="verify")
-
-    sealing = sub.add_parser("seal", help="verify, then write a signed checkpoint of the chain's head to keep outside the system")
-    sealing.add_argument("--key", type=Path, required=True, metavar="FILE", help="Ed25519 private key (PEM); created when missing")
-    sealing.add_argument("--out", type=Path, metavar="FILE", help="write the checkpoint here (default: print it)")
-    sealing.set_defaults(handler=_seal, reads_only=True, action="seal")
 
     migrate = sub.add_parser("migrate", help="bring the database's tables to the newest revision")
     migrate.set_defaults(handler=_migrate, migrates=True, action="migrate")
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
     demo.set_defaults(handler=_demo, action="demo")
-    identity_cli.add_parsers(sub)
+    for module in (audit_cli, scheduler_cli, integrity_cli, identity_cli):
+        module.add_parsers(sub)
     return parser
 
 
@@ -270,7 +236,7 @@ def _import(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -
         raise failure.__cause__ from None  # type: ignore[misc]
     finally:
         progress.close()
-        _catch_up(ledger)
+        catch_up(ledger)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -316,16 +282,8 @@ def _demo(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> 
     from ledger.demo import run_demo
 
     code = run_demo(ledger, sys.stdout)
-    _catch_up(ledger)
+    catch_up(ledger)
     return code
-
-
-def _catch_up(ledger: TrialLedger) -> None:
-    progress = Progress(0, label="projecting", unit="events")
-    try:
-        Projector(ledger).catch_up(on_progress=progress.position)
-    finally:
-        progress.close()
 
 
 def _project_command(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
@@ -353,55 +311,6 @@ def _rebuild(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) 
     return EXIT_OK
 
 
-def _audit(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    doc = audit_trail(ledger, patient_id=args.patient, as_of=args.as_of, valid_on=args.valid_on, limit=args.limit)
-    print(json.dumps(plain(doc), indent=2) if args.json else render.audit(doc))
-    return EXIT_OK
-
-
-def _add_audit_listing_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patient")
-    _add_time_options(p)
-    p.add_argument("--limit", type=_positive, default=None, metavar="N")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_audit, reads_only=True, action="audit show")
-
-
-def _audit_export(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    filters = AuditFilter(args.patient, args.user, args.recorded_from, args.recorded_to, tuple(args.event_types), args.as_of)
-    Projector(ledger).catch_up()  # an export holds every entry recorded so far, whoever recorded it
-    try:
-        with _output(args.output) as out:
-            result = export(ledger, args.format, filters, out)
-    except BrokenPipeError:
-        raise
-    except OSError as error:
-        print(f"invalid: --output {args.output}: {error.strerror or error}", file=sys.stderr)
-        return EXIT_USAGE
-    record_export(ledger, result, settings.actor)
-    if args.output is not None:
-        entries = f"{result.entries} entr{'y' if result.entries == 1 else 'ies'}"
-        print(f"{entries} ({result.rows} rows) written to {args.output} as {result.format}", file=sys.stderr)
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def _output(path: Path | None) -> Iterator[TextIO]:
-    """Standard output, or ``path`` written whole: a temporary file beside it, renamed into place when complete."""
-    if path is None:
-        if isinstance(sys.stdout, io.TextIOWrapper):  # the files say UTF-8, whatever the terminal's locale
-            sys.stdout.reconfigure(encoding="utf-8", newline="")
-        yield sys.stdout
-        return
-    partial = path.with_name(f".{path.name}.partial")
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as out:
-            yield out
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 def _summary(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     doc = trial_summary(ledger, args.valid_on, args.as_of)
     print(json.dumps(plain(doc), indent=2) if args.json else render.summary(doc))
@@ -413,130 +322,9 @@ def _shown_to(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], access.sponsor_view(doc)) if settings.role is Role.SPONSOR else doc
 
 
-def _add_time_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--as-of", type=_timestamp, default=None, metavar="TIMESTAMP", help="what the ledger knew then (ISO 8601 with offset)")
-    p.add_argument("--valid-on", type=_date, default=None, metavar="DATE", help="the clinical state on that date (default today)")
-
-
-def _timestamp(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 timestamp") from None
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. {text}+00:00")
-    return value
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-def _scheduler_run(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    from ledger.scheduling import RunReport, Scheduling
-    from ledger.scheduling.driver import SchedulerDriver
-
-    if args.once:
-        progress = Progress(0, label="recording due entries", unit="entries")
-        try:
-            report = Scheduling(ledger).run_due(on_progress=progress.position)
-        finally:
-            progress.close()
-        _catch_up(ledger)
-        doc = report.as_dict()
-        if args.json:
-            print(documents.to_json(documents.SchedulerRunDocument(), doc))
-        else:
-            print(f"{doc['due']} due: {doc['recorded']} recorded, {doc['duplicates']} recorded before, {len(report.refused)} refused")
-            for command_id, why in report.refused.items():
-                print(f"  {command_id}: {why}")
-        return EXIT_OK
-
-    def announce(report: RunReport) -> None:
-        if report.recorded or report.refused:
-            print(f"{ledger.clock.now().isoformat()}  {len(report.recorded)} recorded, {len(report.refused)} refused", flush=True)
-            _catch_up(ledger)
-
-    driver = SchedulerDriver(ledger, poll_seconds=args.poll, on_run=announce)
-    print(f"scheduler running: looking for new facts every {args.poll:g} s (Ctrl-C stops)", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        driver.run_forever()
-    return EXIT_OK
-
-
-def _schedule_show(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    from ledger.queries import schedule_document
-
-    doc = schedule_document(ledger, args.patient)
-    print(documents.to_json(documents.ScheduleDocument(), doc) if args.json else render.schedule(doc))
-    return EXIT_OK
-
-
-def _verify_with_progress(ledger: TrialLedger, checkpoint: Checkpoint | None = None) -> VerifyReport:
-    progress = Progress(0, label="verifying", unit="events")
-    try:
-        return verify(ledger.engine, checkpoint, on_progress=progress.position)
-    finally:
-        progress.close()
-
-
-def _verify(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    checkpoint = None
-    if args.checkpoint is not None:
-        try:
-            checkpoint = read_checkpoint(args.checkpoint, args.public_key)
-        except CheckpointError as error:
-            print(f"integrity: {error}", file=sys.stderr)
-            return EXIT_INTEGRITY
-    report = _verify_with_progress(ledger, checkpoint)
-    if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
-    elif report.intact:
-        extends = f"; it extends the checkpoint at position {checkpoint.position} sealed {checkpoint.sealed_at}" if checkpoint else ""
-        print(f"intact: {report.events} events up to position {report.position}, chain hash {report.chain_hash}{extends}")
-    else:
-        first = report.problems[0]
-        print(f"NOT INTACT at position {first.position}: {first.why}", file=sys.stderr)
-        for other in report.problems[1:]:
-            print(f"  also at position {other.position}: {other.why}", file=sys.stderr)
-    return EXIT_OK if report.intact else EXIT_INTEGRITY
-
-
-def _seal(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
-    report = _verify_with_progress(ledger)
-    if not report.intact:
-        first = report.problems[0]
-        print(f"NOT INTACT at position {first.position}: {first.why}; nothing sealed", file=sys.stderr)
-        return EXIT_INTEGRITY
-    try:
-        key, created = load_or_create_key(args.key)
-    except (CheckpointError, ValueError, OSError) as error:
-        print(f"invalid: --key {args.key}: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    if created:
-        print(f"created Ed25519 key {args.key} (public key {public_hex(key)}); keep it private", file=sys.stderr)
-    document = seal(key, report.position, report.chain_hash, report.events, ledger.clock.now().isoformat(), settings.user)
-    text = json.dumps(document, indent=2)
-    if args.out is None:
-        print(text)
-    else:
-        args.out.write_text(text + "\n")
-        print(f"sealed position {report.position} ({report.events} events), chain hash {report.chain_hash}, into {args.out}", file=sys.stderr)
-    return EXIT_OK
-
-
 def _migrate(args: argparse.Namespace, ledger: TrialLedger, settings: Settings) -> int:
     # build_ledger(migrate=True) has upgraded the database; a read model a revision recreated is filled again
-    _catch_up(ledger)
+    catch_up(ledger)
     print(f"database is at revision {current_revision(ledger.engine)} (the newest)")
     return EXIT_OK
 
