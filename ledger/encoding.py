@@ -28,21 +28,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a recorded value")
 
 
-_SCALARS = (str, int, float, bool, type(None))
+# json.dumps(..., sort_keys=True) builds its encoder on every call: built once here; the encoder
+# asks ``_json_default`` only about the values JSON has no form for
+_SORTED = json.JSONEncoder(sort_keys=True, default=_json_default)
 
 
 def dumps(value: Any) -> str:
-    """``json.dumps(plain(value), sort_keys=True)``, the common flat dictionary made plain in one pass."""
-    if isinstance(value, dict):
-        flat = {}
-        for key, item in value.items():
-            if isinstance(item, _SCALARS):
-                flat[key] = item
-            elif isinstance(item, (datetime, date)):
-                flat[key] = item.isoformat()
-            elif isinstance(item, Enum):
-                flat[key] = item.value
-            else:  # nested: let the encoder walk it
-                return json.dumps(value, sort_keys=True, default=_json_default)
-        return json.dumps(flat, sort_keys=True)
-    return json.dumps(value, sort_keys=True, default=_json_default)
+    """``json.dumps(plain(value), sort_keys=True)`` in one pass."""
+    return _SORTED.encode(value)

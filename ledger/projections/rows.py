@@ -20,36 +20,28 @@ from ledger.state import PatientState, best_response, patient_state
 Rows = dict[str, list[dict[str, Any]]]
 
 
-def audit_rows(position: int, entry: Entry, patient_id: str | None, stratum: str | None) -> list[dict[str, Any]]:
-    """One row per event; a correction gives one row per corrected field (old and new value)."""
-    base = {
-        "position": position,
-        "seq": 0,
-        "entry_id": entry.entry_id,
-        "patient_id": patient_id,
-        "stratum": stratum,
-        "event_type": entry.kind,
-        "occurred_on": entry.occurred_on,
-        "recorded_at": entry.recorded_at,
-        "recorded_by": entry.recorded_by,
-        "role": entry.role,
-        "reason": entry.reason,
-        "source": entry.source,
-        "protocol_version": entry.protocol_version,
-        "command_id": entry.command_id,
-        "amends_entry_id": entry.data.get("amends_entry_id"),
-        "field": None,
-        "old_value": None,
-        "new_value": None,
-        "data": dumps(entry.data),
-    }
+#: the columns of ``rm_audit_trail``, in the order of the values of ``audit_rows``
+AUDIT_COLUMNS = (
+    "position", "seq", "entry_id", "patient_id", "stratum", "event_type", "occurred_on", "recorded_at", "recorded_by", "role", "reason",
+    "source", "protocol_version", "command_id", "amends_entry_id", "field", "old_value", "new_value", "data",
+)
+
+
+def audit_rows(position: int, entry: Entry, patient_id: str | None, stratum: str | None) -> list[tuple[Any, ...]]:
+    """One row per event; a correction gives one row per corrected field (old and new value).
+
+    Each row holds the values of ``AUDIT_COLUMNS`` in that order.
+    """
+    data = entry.data
+    envelope = (
+        entry.entry_id, patient_id, stratum, entry.kind, entry.occurred_on, entry.recorded_at, entry.recorded_by, entry.role, entry.reason,
+        entry.source, entry.protocol_version, entry.command_id, data.get("amends_entry_id"),
+    )
+    encoded = dumps(data)
     if entry.kind != "EntryCorrected":
-        return [base]
-    old, new = entry.data["old_values"], entry.data["changes"]
-    return [
-        {**base, "seq": seq, "field": name, "old_value": _text(old.get(name)), "new_value": _text(new[name])}
-        for seq, name in enumerate(sorted(new))
-    ]
+        return [(position, 0, *envelope, None, None, None, encoded)]
+    old, new = data["old_values"], data["changes"]
+    return [(position, seq, *envelope, name, _text(old.get(name)), _text(new[name]), encoded) for seq, name in enumerate(sorted(new))]
 
 
 def _text(value: Any) -> str | None:
