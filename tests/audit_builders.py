@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.domain.values import Entry
-from ledger.projections.rows import audit_rows
+from ledger.projections.rows import AUDIT_COLUMNS, audit_rows
 
 
 class Trail:
@@ -23,7 +23,9 @@ class Trail:
 
     def add(self, entry: Entry, patient_id: str | None = None, stratum: str | None = "default") -> Entry:
         self.position += 1
-        self.rows += [{**row, "data": json.loads(row["data"])} for row in audit_rows(self.position, entry, patient_id, stratum)]
+        for values in audit_rows(self.position, entry, patient_id, stratum):
+            row = dict(zip(AUDIT_COLUMNS, values, strict=True))
+            self.rows.append({**row, "data": json.loads(row["data"])})
         return entry
 
 

@@ -225,6 +225,9 @@ def parse_command(data: Any) -> Command:
         known = ", ".join(sorted(SCHEMAS))
         raise InvalidCommand({"command": f"unknown or missing command {name!r}; one of {known}"})
     fields_ = {k: v for k, v in data.items() if k != "command"}
+    unknown = sorted(set(fields_) - set(_INSTANCES[name].fields))
+    if unknown:  # named here: a field called ``_schema`` would be taken for marshmallow's own key
+        raise InvalidCommand({unknown[0]: f"unknown field of {name}"})
     return COMMANDS[name](**_load(_INSTANCES[name], fields_))
 
 
