@@ -14,7 +14,7 @@ Both tables are created by the Alembic revisions in ``migrations/``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import fields
@@ -55,13 +55,14 @@ class EnumAsValue(Transcoding):
     def __init__(self, enum: type[Enum]) -> None:
         self.type = enum
         self.name = f"enum_{enum.__name__}"
+        self.members: dict[Any, Enum] = {member.value: member for member in enum}  # a lookup, not the Enum's call: every read decodes some
 
     def encode(self, obj: Enum) -> Any:
         return obj.value
 
     def decode(self, data: Any) -> Enum:
-        member: Enum = self.type(data)
-        return member
+        member = self.members.get(data)
+        return member if member is not None else self.type(data)  # an unknown value fails as the Enum's call does
 
 
 class EntryAsDict(Transcoding):
@@ -176,6 +177,17 @@ class UtcDateTime(TypeDecorator[datetime]):
             raise ValueError("a recorded time must carry its timezone")
         utc = value.astimezone(UTC)
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            utc = self.process_bind_param(value, dialect)
+            # the text SQLAlchemy's SQLite DATETIME stores ("2016-01-04 09:30:00.000000"), in one call
+            return None if utc is None else utc.isoformat(" ", "microseconds")
+
+        return process
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:

