@@ -310,6 +310,10 @@ class TrialLedger:
         return prior
 
     def _record(self, write: _Write, command: Command, actor: Actor) -> Outcome:
+        if write.secured is None:
+            write.secured = self.secured
+        if write.secured:  # before anything is answered, a duplicate included
+            access.check(command.name, actor.role, actor.user)
         fingerprint = command_fingerprint(command)
         if command.command_id is not None and command.command_id in write.commands:
             entry_ids, recorded_fingerprint = write.commands[command.command_id]
@@ -318,10 +322,6 @@ class TrialLedger:
                     "COMMAND-ID", f"command id {command.command_id} was already used for a different command; nothing was recorded"
                 )
             return Outcome(command.name, entry_ids, duplicate=True)
-        if write.secured is None:
-            write.secured = self.secured
-        if write.secured:
-            access.check(command.name, actor.role, actor.user)
         aggregates, deviations = self.decider.decide(command, actor)
         owners = {a.id: _owner(a) for a in aggregates}
         recordings = self.store.save(*aggregates)
@@ -339,18 +339,18 @@ class TrialLedger:
     def record_access(self, event_class: type[LedgerEvent], actor: Actor, **data: Any) -> str:
         """Record an access event (``ledger.domain.access``): a failed sign-in, an export, an audited read."""
         entry_id = str(uuid4())
-        envelope = {
-            "entry_id": entry_id,
-            "occurred_on": self.clock.today(),
-            "timestamp": self.clock.now(),
-            "recorded_by": actor.user,
-            "role": actor.role,
-            "reason": None,
-            "source": None,
-            "protocol_version": self.protocol.version,
-            "command_id": None,
-        }
-        with self._writing([]) as write:
+        with self._writing([]) as write:  # the time is read under the write lock, as for every entry
+            envelope = {
+                "entry_id": entry_id,
+                "occurred_on": self.clock.today(),
+                "timestamp": self.clock.now(),
+                "recorded_by": actor.user,
+                "role": actor.role,
+                "reason": None,
+                "source": None,
+                "protocol_version": self.protocol.version,
+                "command_id": None,
+            }
             record = AccessRecord.record_new(event_class, **envelope, **data)
             write.index(self.store.save(record), {record.id: (None, None)})
         return entry_id
