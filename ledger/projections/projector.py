@@ -294,8 +294,9 @@ def _unsynced_commits(connection: Connection) -> Iterator[None]:
     """Commit the fresh tables' batches without waiting for the disk.
 
     SQLite (WAL) with ``synchronous = NORMAL``, PostgreSQL with ``synchronous_commit = off``: a
-    crash may lose the last batches, never corrupt the database, and the rebuild then starts
-    again. The swap commits with the usual sync, which makes everything before it durable too.
+    crash may lose the last batches, never corrupt the database, and the next rebuild drops an
+    unfinished one's tables anyway. The swap commits with the usual sync, which makes everything
+    before it durable too.
     """
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
