@@ -299,8 +299,8 @@ class Decider:
         """USER-LAST-ADMIN: the last active admin may be neither demoted nor deactivated."""
         if account.role is not Role.ADMIN or not account.active:
             return
-        others = [u for u in self.records.user_ids() if u != account.user_id]
-        if not any((a := self.records.load_user(u)) is not None and a.active and a.role is Role.ADMIN for u in others):
+        others = [a for a in self.records.user_accounts() if a.user_id != account.user_id]
+        if not any(a.active and a.role is Role.ADMIN for a in others):
             raise CommandRefused("USER-LAST-ADMIN", f"{account.user_id} is the last active admin; register another admin first")
 
     # --- electronic signatures --------------------------------------------------------

@@ -57,13 +57,13 @@ class Records:
     def load_user(self, user_id: str) -> UserAccount | None:
         return cast(UserAccount | None, self._load(user_aggregate_id(user_id), None))
 
-    def user_ids(self) -> list[str]:
-        """Every registered user id, in the order registered (deactivated users too)."""
+    def user_accounts(self) -> list[UserAccount]:
+        """Every registered user's account, in the order registered (deactivated users too)."""
         with self.transaction(commit=False) as session:
             query = select(EntryRow.aggregate_id).where(EntryRow.kind == UserRegistered.__name__).order_by(EntryRow.position)
             ids = session.execute(query).scalars().all()
         accounts = [cast(UserAccount | None, self._load(UUID(aggregate_id), None)) for aggregate_id in ids]
-        return [account.user_id for account in accounts if account is not None]
+        return [account for account in accounts if account is not None]
 
     def has_users(self) -> bool:
         """Has any user been registered? From then on the ledger needs a credential (docs/access.md)."""

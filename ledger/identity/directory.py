@@ -69,8 +69,6 @@ class Directory:
         self.ledger.handle(ReactivateUser(user_id=user_id, reason=reason), actor)
 
     def users(self) -> list[dict[str, Any]]:
-        records = self.ledger.records
-        accounts = [a for u in records.user_ids() if (a := records.load_user(u)) is not None]
         return [
             {
                 "user_id": a.user_id,
@@ -80,7 +78,7 @@ class Directory:
                 "registered_at": a.entries[0].recorded_at,
                 "registered_by": a.entries[0].recorded_by,
             }
-            for a in accounts
+            for a in self.ledger.records.user_accounts()
         ]
 
     def authenticate(self, token: str) -> Actor:
