@@ -23,11 +23,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, NamedTuple, cast
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
 from sqlalchemy import Connection, Index, Table, delete, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -37,6 +35,7 @@ from ledger.domain.escalation import EscalationDecided
 from ledger.domain.events import LedgerEvent
 from ledger.domain.patient import Patient, PatientEnrolled
 from ledger.domain.values import Entry
+from ledger.eventlog import decoder, event_rows_between, fetch
 from ledger.persistence import EntryRow
 from ledger.projections.bulk import bulk_insert, insert_rows
 from ledger.projections.rows import AUDIT_COLUMNS, audit_rows, decision_row, patient_rows
@@ -117,26 +116,21 @@ class Projector:
     def _read(self, connection: Connection, start: int, limit: int, stop: int | None = None) -> list[Recorded]:
         """The next events of the log from ``start`` (to ``stop``), in order, decoded, each with its ``ledger_entries`` owners.
 
-        Two selects of a range of the primary keys through the driver's cursor: no ORM objects, no type processing.
+        Two selects of a range of the primary keys: the events, then their owners.
         """
-        events, bounds = self.ledger.recorder.events_table_name, "id >= {}" if stop is None else "id BETWEEN {} AND {}"
-        rows = _fetch(connection, f"SELECT id, originator_id, originator_version, topic, state FROM {events} WHERE {bounds} ORDER BY id LIMIT {int(limit)}",
-                      (start,) if stop is None else (start, stop))
+        rows = event_rows_between(connection, self.ledger.store, start, stop, limit)
         if not rows:
             return []
-        entries = _fetch(connection, f"SELECT position, patient_id, stratum FROM {EntryRow.__tablename__} WHERE position BETWEEN {{}} AND {{}}",
-                         (rows[0][0], rows[-1][0]))
+        entries = fetch(connection, f"SELECT position, patient_id, stratum FROM {EntryRow.__tablename__} WHERE position BETWEEN {{}} AND {{}}",
+                        (rows[0][0], rows[-1][0]))
         owners = {position: (patient_id, stratum) for position, patient_id, stratum in entries}
-        as_uuid = _uuid_of_bytes if connection.dialect.name == "sqlite" else _uuid_of
-        to_event = self.ledger.store.mapper.to_domain_event
-        return [
-            Recorded(
-                position,
-                cast(LedgerEvent, to_event(StoredEvent(originator_id=as_uuid(originator_id), originator_version=version, topic=topic, state=bytes(state)))),
-                *owners.get(position, (None, None)),
-            )
-            for position, originator_id, version, topic, state in rows
-        ]
+        decode = decoder(connection, self.ledger.store)
+        recorded = []
+        for row in rows:
+            position, event = decode(row)
+            patient_id, stratum = owners.get(position, (None, None))
+            recorded.append(Recorded(position, event, patient_id, stratum))
+        return recorded
 
     def _apply(self, connection: Connection, tables: ReadModelTables, projection: str, page: list[Recorded]) -> None:
         if projection == "audit_trail":
@@ -247,17 +241,6 @@ class Projector:
         create_indexes(connection, self.live, [name for name in TABLES[projection]])
 
 
-def _fetch(connection: Connection, sql: str, params: tuple[int, ...]) -> Sequence[Any]:
-    """The rows of a select whose parameters are marked ``{}``, through the driver's own cursor."""
-    mark = "?" if connection.dialect.name == "sqlite" else "%s"
-    cursor = connection.connection.cursor()
-    try:
-        cursor.execute(sql.format(*(mark for _ in params)), params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
 class Recorded(NamedTuple):
     """An event of the log, decoded, with the patient and stratum its entry is indexed under (``ledger_entries``)."""
 
@@ -311,15 +294,6 @@ def _unsynced_commits(connection: Connection) -> Iterator[None]:
         connection.rollback()
         connection.exec_driver_sql(f"PRAGMA synchronous = {int(previous)}" if sqlite else "RESET synchronous_commit")
         connection.commit()
-
-
-@lru_cache(maxsize=4096)  # the events of a page mostly belong to a few aggregates
-def _uuid_of_bytes(value: bytes) -> UUID:
-    return UUID(bytes=bytes(value))
-
-
-def _uuid_of(value: UUID | str) -> UUID:
-    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 def create_indexes(connection: Connection, tables: ReadModelTables, names: Iterable[str]) -> None:
