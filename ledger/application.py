@@ -356,6 +356,11 @@ class TrialLedger:
         return entry_id
 
     @property
+    def last_committed(self) -> int | None:
+        """The last position this ledger committed (``None`` before its first write)."""
+        return self._head
+
+    @property
     def secured(self) -> bool:
         """Has a user been registered? From then on every command checks its role (rule ACCESS-ROLE)."""
         if not self._secured:

@@ -26,7 +26,7 @@ from ledger.database import current_revision
 from ledger.domain.values import Role
 from ledger.encoding import plain
 from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
-from ledger.interfaces import audit_cli, documents, identity_cli, integrity_cli, render, scheduler_cli
+from ledger.interfaces import audit_cli, documents, identity_cli, integrity_cli, render, scheduler_cli, serve_cli, subscribe_cli
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
 from ledger.interfaces.options import (
     EXIT_AUTH,
@@ -54,6 +54,8 @@ Handler = Callable[[argparse.Namespace, TrialLedger, Settings], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "client_handler"):  # a client of another ledger's API: no database of its own
+        return int(args.client_handler(args))
     if not hasattr(args, "handler"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
@@ -157,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
     demo.set_defaults(handler=_demo, action="demo")
-    for module in (audit_cli, scheduler_cli, integrity_cli, identity_cli):
+    for module in (audit_cli, scheduler_cli, integrity_cli, identity_cli, serve_cli, subscribe_cli):
         module.add_parsers(sub)
     return parser
 

@@ -55,6 +55,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "rebuild": frozenset({ADMIN}),
     "migrate": frozenset({ADMIN}),
     "scheduler run": frozenset({ADMIN}),
+    "serve": frozenset({ADMIN}),
+    "events": frozenset({SUBSCRIBER}),  # the HTTP feed and live stream
     "demo": frozenset(),  # an empty ledger's synthetic trial: never on a ledger with users
     "user bootstrap": frozenset(),  # the first user only
 }

@@ -67,6 +67,7 @@ MATRIX: dict[str, tuple[list[str], set[str]]] = {
     "rebuild": (["rebuild"], {AD}),
     "migrate": (["migrate"], {AD}),
     "scheduler run": (["scheduler", "run", "--once"], {AD}),
+    "serve": (["serve", "--port", "0"], {AD}),  # the server itself is replaced by a stand-in below
     "demo": (["demo"], set()),
 }
 
@@ -99,6 +100,8 @@ def test_each_role_is_allowed_and_refused_exactly_what_the_table_says(
 ) -> None:
     code, err = run(["import", str(EXAMPLE)], tokens[I], capsys, monkeypatch)
     assert code == 0, err
+    served: list[str] = []
+    monkeypatch.setattr("ledger.interfaces.serve_cli.run_server", lambda args, settings: served.append(settings.user))
     wrong = []
     for action, (argv, allowed) in MATRIX.items():
         for role in ROLES:
@@ -109,6 +112,7 @@ def test_each_role_is_allowed_and_refused_exactly_what_the_table_says(
             if refused == (role in allowed):
                 wrong.append(f"{role} {'refused' if refused else 'allowed'} {action}: exit {code} {err.strip()[:160]}")
     assert not wrong, "\n".join(wrong)
+    assert served == ["admin.user"]
 
 
 def test_without_a_valid_token_nothing_runs_and_the_attempt_is_recorded(
