@@ -12,6 +12,7 @@ from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.domain.values import Actor, Role
 from ledger.interfaces.schemas import parse_command
+from ledger.projections.projector import Projector
 from ledger.streams.feed import Feed
 
 COORDINATOR = Actor("coord.lee", Role.COORDINATOR)
@@ -88,3 +89,14 @@ def test_paging_with_any_limit_reads_each_event_once_in_order(ledger: TrialLedge
             break
         after = page.next_after
     assert seen == [e["position"] for e in everything] and len(everything) >= 8
+
+
+def test_positions_are_the_same_after_a_rebuild_and_a_restart(ledger: TrialLedger, database_url: str) -> None:
+    for n in range(3):
+        ledger.handle(enroll(f"R00{n}", f"r{n}"), COORDINATOR)
+    before = Feed(ledger).page(0, 1000).events
+    Projector(ledger).rebuild()
+    restarted = build_ledger(Settings(database_url=database_url), create=False)
+    after = Feed(restarted).page(0, 1000).events
+    restarted.close()
+    assert after == before and len(before) >= 6
