@@ -2,17 +2,25 @@
 
 Each line is atomic: all of its events or none. Lines are committed in batches (a savepoint
 per line inside one transaction per batch); the import stops at the first refused or
-malformed line unless ``keep_going``, and the lines before it stay recorded. After a crash,
-running the file again records exactly what is missing for lines that carry a ``command_id``.
+malformed line unless ``keep_going``, and the lines before it stay recorded.
+
+Every line is imported under a ``command_id``: its own, or one derived from the file's content
+up to and including that line (``import:`` and the SHA-256 of those lines, each without its
+line ending). Running a file again after a crash therefore records exactly the lines that are
+missing; so does importing a file that has grown since (appended lines get new ids, the earlier
+ones keep theirs). A line changed or inserted before others gives those others new ids: such a
+file is a different file, and the rules judge its lines afresh. (Two files that begin with the
+same lines share those lines' ids: the same commands in the same place.)
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -22,8 +30,9 @@ from ledger.domain.values import Actor
 from ledger.errors import CommandRefused, InvalidCommand, LedgerError
 from ledger.interfaces.schemas import parse_command
 
-#: lines committed per transaction; a crash loses at most this many (re-run them by command_id)
+#: lines committed per transaction; a crash loses at most this many (running the file again records them)
 DEFAULT_BATCH_SIZE = 100
+DERIVED_ID_PREFIX = "import:"
 
 
 @dataclass
@@ -78,16 +87,18 @@ class ImportReport:
         }
 
 
-def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError]]:
-    """Non-blank lines with their numbers; a line that is not UTF-8 comes as its decoding error."""
+def numbered_lines(stream: BinaryIO) -> Iterator[tuple[int, str | UnicodeDecodeError, str]]:
+    """Non-blank lines with their numbers and derived command ids; a line that is not UTF-8 comes as its decoding error."""
+    content = hashlib.sha256()
     for number, raw in enumerate(stream, start=1):
+        content.update(raw.rstrip(b"\r\n") + b"\n")  # a last line without its newline keeps its id once more lines follow
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as error:
-            yield number, error
+            yield number, error, ""
             continue
         if line.strip():
-            yield number, line
+            yield number, line, f"{DERIVED_ID_PREFIX}{content.hexdigest()}"
 
 
 def import_file(
@@ -101,13 +112,13 @@ def import_file(
     """Run the file's commands in order, committing ``batch_size`` lines per transaction.
 
     Each line stays atomic (a savepoint of its own); a crash loses at most the batch being
-    written, and lines that carry a ``command_id`` are then safe to run again.
+    written, and running the file again then records exactly the lines that are missing.
     """
     run = _Run(ledger, actor, keep_going, on_line, max(batch_size, 1))
     started = time.perf_counter()
     with path.open("rb") as stream:
-        for number, line in numbered_lines(stream):
-            if not run.add(number, line):
+        for number, line, derived_id in numbered_lines(stream):
+            if not run.add(number, line, derived_id):
                 break
         else:
             run.flush()
@@ -132,8 +143,8 @@ class _Run:
         self.report = ImportReport()
         self.pending: list[tuple[int, Command]] = []
 
-    def add(self, number: int, line: str | UnicodeDecodeError) -> bool:
-        """Queue one line; False once the import has stopped."""
+    def add(self, number: int, line: str | UnicodeDecodeError, derived_id: str) -> bool:
+        """Queue one line (under ``derived_id`` unless it has a ``command_id``); False once the import has stopped."""
         if isinstance(line, UnicodeDecodeError):
             return self.flush() and self.done(number, Problem(number, "invalid", f"not UTF-8 text (byte {line.start + 1})"))
         try:
@@ -142,6 +153,8 @@ class _Run:
             return self.flush() and self.done(number, Problem(number, "invalid", f"not valid JSON ({error.msg} at column {error.colno})"))
         except InvalidCommand as error:
             return self.flush() and self.done(number, Problem(number, "invalid", str(error)))
+        if command.command_id is None:
+            command = replace(command, command_id=derived_id)
         self.pending.append((number, command))
         return len(self.pending) < self.batch_size or self.flush()
 

@@ -128,7 +128,8 @@ def test_import_reports_line_numbers_and_stops_at_the_first_refusal(cli: Cli, tm
     assert "line 3: refused: CYCLE-ORDER" in done.stderr
     kept = cli("import", str(path), "--keep-going", "--json")
     report = json.loads(kept.stdout)
-    assert [(p["line"], p["kind"]) for p in report["problems"]] == [(1, "refused"), (2, "refused"), (3, "refused"), (4, "invalid")]
+    assert [(p["line"], p["kind"]) for p in report["problems"]] == [(3, "refused"), (4, "invalid")]
+    assert report["duplicates"] == 2  # the lines recorded by the first run, known by their derived ids
 
 
 def test_history_and_escalation_json_have_the_contract_shape(imported: Cli) -> None:

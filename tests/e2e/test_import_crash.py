@@ -1,4 +1,4 @@
-"""An import killed mid-way loses at most its open batch; running it again completes it exactly."""
+"""An import killed mid-way loses at most its open batch; running it again completes it exactly, with or without command ids of its own."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from benchmarks.generate import write
@@ -38,10 +39,14 @@ def events(url: str) -> int:
         engine.dispose()
 
 
-def test_a_killed_import_rerun_records_every_line_exactly_once(database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_ids", [True, False], ids=["own-command-ids", "derived-ids"])
+def test_a_killed_import_rerun_records_every_line_exactly_once(database_url: str, tmp_path: Path, own_ids: bool) -> None:
     path = tmp_path / "trial.jsonl"
     with path.open("w") as out:
         lines = write(24, out)  # every line carries a command_id
+    if not own_ids:  # the import derives them from the file's content
+        commands = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps({k: v for k, v in c.items() if k != "command_id"}) + "\n" for c in commands))
     env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_USER": "importer"}
     importer = subprocess.Popen([LEDGER, "import", str(path), "--batch-size", "25"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

@@ -218,8 +218,26 @@ def test_the_import_report_names_the_refused_line_and_keeps_earlier_lines(ledger
     assert report.problems[0].line == 3 and "CYCLE-CAP" in report.problems[0].message
     assert report.recorded == 2
     kept_going = import_file(ledger, path, investigator, keep_going=True)
-    assert [p.line for p in kept_going.problems] == [1, 2, 3]  # already enrolled, cycle 1 started, cap
-    assert kept_going.recorded == 1
+    assert [p.line for p in kept_going.problems] == [3]  # lines 1 and 2 are known by their derived ids
+    assert kept_going.duplicates == 2 and kept_going.recorded == 1
+
+
+def test_an_import_run_again_or_grown_records_only_the_lines_it_has_not_recorded(ledger: TrialLedger, investigator: Actor, tmp_path: Path) -> None:
+    lines = [line for line in EXAMPLE.read_text().splitlines() if "command_id" not in line]
+    path = tmp_path / "site-export.jsonl"
+    path.write_text("\n".join(lines[:10]))  # no newline after the last line yet
+    first = import_file(ledger, path, investigator)
+    assert first.recorded == 10
+    before = events(ledger)
+    again = import_file(ledger, path, investigator)
+    assert (again.duplicates, again.recorded, events(ledger)) == (10, 0, before)
+    path.write_text("\n".join(lines[:14]) + "\n")  # the site's export has grown by four lines
+    grown = import_file(ledger, path, investigator)
+    assert (grown.duplicates, grown.recorded) == (10, 4)
+    other_file = tmp_path / "other.jsonl"
+    other_file.write_text("\n".join([*lines[14:16], lines[0]]) + "\n")  # another file: its lines are judged afresh
+    judged = import_file(ledger, other_file, investigator, keep_going=True)
+    assert judged.recorded == 2 and [p.line for p in judged.problems] == [3] and "PATIENT-ENROLLED" in judged.problems[0].message
 
 
 def test_a_command_id_reused_for_a_different_command_is_refused(ledger: TrialLedger, investigator: Actor) -> None:
