@@ -7,11 +7,9 @@ application saves what it returns in one transaction).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import fields
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
 from eventsourcing.domain import Aggregate
 
@@ -20,55 +18,47 @@ from ledger.commands import (
     COMMAND_OF_EVENT,
     ELAPSED_COMMANDS,
     AssessResponse,
-    ChangeUserRole,
     Command,
     CompleteDltEvaluation,
     CompleteFollowUp,
     CorrectEntry,
-    DeactivateUser,
     DecideEscalation,
     EndTreatment,
     EnrollPatient,
-    IssueCredential,
     ModifyBosutinibDose,
     PatientCommand,
-    ReactivateUser,
     RecordBosutinibDose,
     RecordDeath,
     RecordFollowUp,
     RecordFollowUpMissed,
     RecordInoInfusion,
     RecordLostToFollowUp,
-    RegisterUser,
     ReportToxicity,
     ResolveToxicity,
     SignRecord,
     StartCycle,
-    UndatedCommand,
     UserCommand,
     VoidEntry,
 )
-from ledger.domain import access as access_events
 from ledger.domain import escalation as esc_events
 from ledger.domain import patient as patient_events
-from ledger.domain.access import UserAccount
-from ledger.domain.aggregate import EntryLog
 from ledger.domain.escalation import Escalation
-from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded, RecordSigned, SignatureInvalidated
+from ledger.domain.events import LedgerEvent, ProtocolDeviationRecorded
 from ledger.domain.patient import FACT_EVENTS, Patient
-from ledger.domain.values import Actor, Entry, Phase, Role, SignatureScope, patient_aggregate_id
+from ledger.domain.values import Actor, Entry, Phase, Role, patient_aggregate_id
+from ledger.entries import EntryWriter, fields_of, new_entry_id
 from ledger.errors import CommandRefused, InvalidCommand, RuleViolations, Violation
-from ledger.identity import credentials
-from ledger.policies import eligibility, escalation, schedule, signatures
+from ledger.identity.accounts import AccountDecider
+from ledger.policies import eligibility, escalation, schedule
 from ledger.policies.course import check_not_future, check_patient_command, command_of, later_conflicts
 from ledger.protocol import Protocol
 from ledger.records import Records
+from ledger.signing import SignatureDecider
 from ledger.state import corrected, effective_entries, patient_state
 
 #: parses the raw ``changes`` of a correction for the command that recorded the target entry
 ChangesParser = Callable[[str, dict[str, Any]], dict[str, Any]]
 
-COMMON_FIELDS = {"reason", "deviation", "source", "command_id", "patient_id"}
 #: fields a correction may not change: they decide which records the entry belongs to
 FIXED_FIELDS = {"patient_id", "phase", "stratum", "toxicity_id"}
 #: who may record an acknowledged protocol deviation (rule DEVIATION) or a 3+3 decision
@@ -92,14 +82,18 @@ EVENT_OF_COMMAND: dict[type[Command], type[LedgerEvent]] = {
 }
 
 
-class Decider:
-    """The rules and the recording of each command, against what ``records`` loads."""
+class Decider(EntryWriter):
+    """The rules and the recording of each command, against what ``records`` loads.
+
+    Clinical facts are decided here; users by ``AccountDecider``, signatures (and what makes
+    them stale after any fact) by ``SignatureDecider``.
+    """
 
     def __init__(self, records: Records, protocol: Protocol, clock: Clock, parse_changes: ChangesParser) -> None:
-        self.records = records
-        self.protocol = protocol
-        self.clock = clock
+        super().__init__(records, protocol, clock)
         self.parse_changes = parse_changes
+        self.accounts = AccountDecider(records, protocol, clock)
+        self.signing = SignatureDecider(records, protocol, clock)
         self.load_patient = records.load_patient
         self.load_escalation = records.load_escalation
         self.stratum_state_on = records.stratum_state_on
@@ -107,11 +101,11 @@ class Decider:
 
     def decide(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if isinstance(command, UserCommand):
-            return self._user(command, actor), []
+            return self.accounts.decide(command, actor), []
         if isinstance(command, SignRecord):
-            return [self._sign(command, actor)], []
+            return [self.signing.sign(command, actor)], []
         aggregates, violations = self._decide_fact(command, actor)
-        return self._invalidate_signatures(aggregates, command, actor), violations
+        return self.signing.invalidate(aggregates, command, actor), violations
 
     def _decide_fact(self, command: Command, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
         if isinstance(command, EnrollPatient):
@@ -129,7 +123,7 @@ class Decider:
         patient = self.load_patient(command.patient_id)
         state = patient_state(command.patient_id, patient.entries, self.protocol)
         violations = check_patient_command(state, command, self.protocol)
-        entry_id = self._append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, _fields_of(command))
+        entry_id = self.append(patient, EVENT_OF_COMMAND[type(command)], command, actor, command.occurred_on, fields_of(command))
         violations += later_conflicts(command.patient_id, patient.entries, command.occurred_on, {entry_id}, self.protocol)
         return [patient], self._settle(violations, command, actor, patient, entry_id, command.occurred_on)
 
@@ -139,7 +133,7 @@ class Decider:
             raise CommandRefused(schedule.RULE_OF[schedule.kind_of(cmd)], f"{cmd.name} is recorded by the scheduler; {actor.user} acts as {actor.role.value}")
         patient = self.load_patient(cmd.patient_id)
         schedule.check_elapsed(patient_state(cmd.patient_id, patient.entries, self.protocol), cmd, self.protocol, self.clock.today())
-        self._append(patient, EVENT_OF_COMMAND[type(cmd)], cmd, actor, cmd.occurred_on, _fields_of(cmd))
+        self.append(patient, EVENT_OF_COMMAND[type(cmd)], cmd, actor, cmd.occurred_on, fields_of(cmd))
         return [patient], []
 
     def _enroll(self, cmd: EnrollPatient, actor: Actor) -> tuple[list[Aggregate], list[Violation]]:
@@ -161,10 +155,10 @@ class Decider:
         else:
             violations += escalation.check_phase2_open(stratum if esc else None, cmd.stratum)
             dose_level = stratum.mtd_mg if stratum.mtd_mg is not None else stratum.current_dose_mg
-        entry_id = _new_entry_id()
+        entry_id = new_entry_id()
         patient = Patient.enroll(
-            **self._envelope(cmd, actor, cmd.enrolled_on, entry_id),
-            **_fields_of(cmd),
+            **self.envelope(cmd, actor, cmd.enrolled_on, entry_id),
+            **fields_of(cmd),
             patient_id=cmd.patient_id,
             dose_level_mg=dose_level,
         )
@@ -172,11 +166,11 @@ class Decider:
         if cmd.phase is Phase.I:
             if esc is None:
                 esc = Escalation.open(
-                    **self._envelope(cmd, actor, cmd.enrolled_on, _new_entry_id()),
+                    **self.envelope(cmd, actor, cmd.enrolled_on, new_entry_id()),
                     stratum=cmd.stratum,
                     dose_levels_mg=list(self.protocol.dose_levels_mg),
                 )
-            self._append(
+            self.append(
                 esc,
                 esc_events.PatientAssignedToDoseLevel,
                 cmd,
@@ -201,7 +195,7 @@ class Decider:
             dated = max(later).isoformat()
             violations.append(Violation("ESC-3PLUS3", f"a decision for stratum {cmd.stratum} dated {dated} is recorded; decisions follow in date order"))
         rec = escalation.recommend(state, self.protocol)
-        entry_id = self._append(
+        entry_id = self.append(
             esc,
             esc_events.EscalationDecided,
             cmd,
@@ -235,7 +229,7 @@ class Decider:
         occurred_on = corrected_cmd.occurred_on
         check_not_future(occurred_on, self.clock.today())
         violations = check_patient_command(state, corrected_cmd, self.protocol)
-        entry_id = self._append(
+        entry_id = self.append(
             patient,
             patient_events.EntryCorrected,
             cmd,
@@ -252,136 +246,9 @@ class Decider:
         target = self._amendable(patient, cmd.entry_id, cmd.patient_id)
         if target.kind == patient_events.PatientEnrolled.__name__:
             raise CommandRefused("ENTRY-TARGET", f"the enrollment of patient {cmd.patient_id} cannot be voided; correct its fields instead")
-        entry_id = self._append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
+        entry_id = self.append(patient, patient_events.EntryVoided, cmd, actor, target.occurred_on, {"amends_entry_id": target.entry_id})
         violations = later_conflicts(cmd.patient_id, patient.entries, target.occurred_on, set(), self.protocol)
         return [patient], self._settle(violations, cmd, actor, patient, entry_id, target.occurred_on)
-
-    # --- users ---------------------------------------------------------------------------
-
-    def _user(self, cmd: UserCommand, actor: Actor) -> list[Aggregate]:
-        """Register a user or change one; the first user of a ledger is its bootstrap admin."""
-        account = self.records.load_user(cmd.user_id)
-        if isinstance(cmd, RegisterUser):
-            if account is not None:
-                raise CommandRefused("USER-EXISTS", f"user {cmd.user_id} is already registered")
-            if cmd.user_role is Role.SYSTEM:
-                raise InvalidCommand({"user_role": "system is the scheduler's role, not a user's"})
-            if cmd.user_role is not Role.ADMIN and not self.records.has_users():
-                raise CommandRefused("USER-BOOTSTRAP", "the first user of a ledger is its admin; register an admin first")
-            return [UserAccount.register(**self._envelope(cmd, actor, self.clock.today(), _new_entry_id()), **_fields_of(cmd))]
-        if account is None:
-            raise CommandRefused("USER-UNKNOWN", f"there is no user {cmd.user_id}")
-        event_class, data = self._user_change(cmd, account)
-        self._append(account, event_class, cmd, actor, self.clock.today(), {"user_id": cmd.user_id, **data})
-        return [account]
-
-    def _user_change(self, cmd: UserCommand, account: UserAccount) -> tuple[type[LedgerEvent], dict[str, Any]]:
-        if isinstance(cmd, ChangeUserRole):
-            if cmd.user_role is Role.SYSTEM:
-                raise InvalidCommand({"user_role": "system is the scheduler's role, not a user's"})
-            if cmd.user_role is account.role:
-                raise InvalidCommand({"user_role": f"user {cmd.user_id} already acts as {cmd.user_role.value}"})
-            self._keep_an_admin(account)
-            return access_events.UserRoleChanged, {"user_role": cmd.user_role, "previous_role": account.role}
-        if isinstance(cmd, DeactivateUser):
-            if not account.active:
-                raise CommandRefused("USER-INACTIVE", f"user {cmd.user_id} is already deactivated")
-            self._keep_an_admin(account)
-            return access_events.UserDeactivated, {}
-        if isinstance(cmd, ReactivateUser):
-            if account.active:
-                raise CommandRefused("USER-ACTIVE", f"user {cmd.user_id} is active")
-            return access_events.UserReactivated, {}
-        assert isinstance(cmd, IssueCredential)
-        return access_events.CredentialIssued, {}
-
-    def _keep_an_admin(self, account: UserAccount) -> None:
-        """USER-LAST-ADMIN: the last active admin may be neither demoted nor deactivated."""
-        if account.role is not Role.ADMIN or not account.active:
-            return
-        others = [a for a in self.records.user_accounts() if a.user_id != account.user_id]
-        if not any(a.active and a.role is Role.ADMIN for a in others):
-            raise CommandRefused("USER-LAST-ADMIN", f"{account.user_id} is the last active admin; register another admin first")
-
-    # --- electronic signatures --------------------------------------------------------
-
-    def _sign(self, cmd: SignRecord, actor: Actor) -> Aggregate:
-        """An investigator's signature, after their credential was entered again (rule SIGNATURE)."""
-        account = self.records.load_user(actor.user) if self.records.has_users() else None
-        if account is None or not account.active:
-            raise CommandRefused(signatures.RULE, f"{actor.user} is not an active registered user; an electronic signature needs one")
-        if not credentials.matches(self.records.credential_hash(actor.user), cmd.credential):
-            raise CommandRefused(signatures.RULE, f"the credential entered does not match {actor.user}'s; nothing was signed")
-        aggregate, facts = self._signed_facts(cmd)
-        data = {
-            "signer": actor.user,
-            "printed_name": account.printed_name,
-            "meaning": cmd.meaning,
-            "scope": cmd.scope,
-            "cycle": cmd.cycle if cmd.scope is SignatureScope.CYCLE else None,
-            "decision_entry_id": cmd.decision_entry_id if cmd.scope is SignatureScope.ESCALATION_DECISION else None,
-            "state_hash": signatures.state_hash(facts),
-        }
-        self._append(aggregate, RecordSigned, cmd, actor, self.clock.today(), data)
-        return aggregate
-
-    def _signed_facts(self, cmd: SignRecord) -> tuple[Patient | Escalation, list[Entry]]:
-        if cmd.scope is SignatureScope.ESCALATION_DECISION:
-            if not cmd.stratum or not cmd.decision_entry_id:
-                raise InvalidCommand({"decision_entry_id" if cmd.stratum else "stratum": "required to sign an escalation decision"})
-            esc = self.load_escalation(cmd.stratum)
-            decision = esc.entry(cmd.decision_entry_id) if esc else None
-            if esc is None or decision is None or decision.kind != esc_events.EscalationDecided.__name__:
-                raise CommandRefused(signatures.RULE, f"stratum {cmd.stratum} has no escalation decision {cmd.decision_entry_id}")
-            return esc, [decision, *self._basis_facts(esc, decision)]
-        if not cmd.patient_id:
-            raise InvalidCommand({"patient_id": f"required to sign a {cmd.scope.value.lower()}"})
-        if cmd.scope is SignatureScope.CYCLE and cmd.cycle is None:
-            raise InvalidCommand({"cycle": "required to sign a cycle"})
-        patient = self.load_patient(cmd.patient_id)
-        return patient, signatures.patient_facts(cmd.patient_id, patient.entries, cmd.scope, cmd.cycle, self.protocol)
-
-    def _basis_facts(self, esc: Escalation, decision: Entry) -> list[Entry]:
-        """The facts in force that a decision's basis names, from the stratum's phase I patients."""
-        basis = set(decision.data["basis"])
-        patients = {e.data["patient_id"] for e in esc.entries if e.kind == esc_events.PatientAssignedToDoseLevel.__name__}
-        return [e for pid in sorted(patients) for e in effective_entries(self.load_patient(pid).entries) if e.entry_id in basis]
-
-    def _invalidate_signatures(self, aggregates: list[Aggregate], cmd: Command, actor: Actor) -> list[Aggregate]:
-        """Record SignatureInvalidated for each signature whose data the new entries changed."""
-        result = list(aggregates)
-        for aggregate in aggregates:
-            if not isinstance(aggregate, Patient) or not aggregate.pending_events:
-                continue
-            change = cast(LedgerEvent, aggregate.pending_events[0]).entry_id
-            for signature in signatures.valid_signatures(aggregate.entries):
-                if signature.data["state_hash"] != self._patient_hash(aggregate, signature):
-                    self._append(aggregate, SignatureInvalidated, cmd, actor, self.clock.today(), _stale(signature, change))
-            esc = self._stale_decisions(aggregate, cmd, actor, change)
-            if esc is not None:
-                result.append(esc)
-        return result
-
-    def _stale_decisions(self, patient: Patient, cmd: Command, actor: Actor, change: str) -> Escalation | None:
-        """A correction or void of a fact a signed decision rested on makes that signature stale."""
-        amended = {e.data["amends_entry_id"] for e in _pending_entries(patient) if "amends_entry_id" in e.data}
-        esc = self.load_escalation(patient.stratum) if amended and patient.entries[0].data["phase"] is Phase.I else None
-        if esc is None:
-            return None
-        stale = [
-            s for s in signatures.valid_signatures(esc.entries)
-            if (decision := esc.entry(s.data["decision_entry_id"] or "")) is not None and amended & set(decision.data["basis"])
-        ]
-        for signature in stale:
-            self._append(esc, SignatureInvalidated, cmd, actor, self.clock.today(), _stale(signature, change))
-        return esc if stale else None
-
-    def _patient_hash(self, patient: Patient, signature: Entry) -> str | None:
-        try:
-            facts = signatures.patient_facts(patient.patient_id, patient.entries, signature.data["scope"], signature.data["cycle"], self.protocol)
-        except CommandRefused:  # the signed cycle is gone (voided)
-            return None
-        return signatures.state_hash(facts)
 
     def _amendable(self, patient: Patient, entry_id: str, patient_id: str) -> Entry:
         """CORRECTION-REASON's target: a fact of this patient, still in force."""
@@ -406,7 +273,7 @@ class Decider:
                 "DEVIATION", f"only an investigator may record a protocol deviation; {actor.user} acts as {actor.role.value} ({violations[0]})"
             )
         for v in violations:
-            self._append(
+            self.append(
                 aggregate,
                 ProtocolDeviationRecorded,
                 cmd,
@@ -415,45 +282,3 @@ class Decider:
                 {"rule_id": v.rule_id, "message": v.message, "deviating_entry_id": entry_id},
             )
         return violations
-
-    def _append(
-        self, aggregate: EntryLog, event_class: type[LedgerEvent], cmd: Command, actor: Actor, occurred_on: date, data: dict[str, Any]
-    ) -> str:
-        entry_id = _new_entry_id()
-        aggregate.record(event_class, **self._envelope(cmd, actor, occurred_on, entry_id), **data)
-        return entry_id
-
-    def _envelope(self, cmd: Command | UndatedCommand, actor: Actor, occurred_on: date, entry_id: str) -> dict[str, Any]:
-        return {
-            "entry_id": entry_id,
-            "occurred_on": occurred_on,
-            "timestamp": self.clock.now(),
-            "recorded_by": actor.user,
-            "role": actor.role,
-            "reason": cmd.reason,
-            "source": cmd.source,
-            "protocol_version": self.protocol.version,
-            "command_id": cmd.command_id,
-        }
-
-    # --- loading ------------------------------------------------------------------------
-
-
-def _stale(signature: Entry, change: str) -> dict[str, Any]:
-    return {"signature_entry_id": signature.entry_id, "changed_by_entry_id": change}
-
-
-def _pending_entries(aggregate: Aggregate) -> list[Entry]:
-    return [cast(LedgerEvent, e).as_entry() for e in aggregate.pending_events]
-
-
-def _new_entry_id() -> str:
-    return str(uuid.uuid4())
-
-
-def _field_names(cls: type[Command]) -> set[str]:
-    return {f.name for f in fields(cls)}
-
-
-def _fields_of(cmd: Command) -> dict[str, Any]:
-    return {f.name: getattr(cmd, f.name) for f in fields(cmd) if f.name not in COMMON_FIELDS}
