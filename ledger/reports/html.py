@@ -50,6 +50,7 @@ def page(document: dict[str, Any], figures: list[Rendered]) -> str:
         _o6(o["O6"]),
         _o7(o["O7"]),
         _o8(o["O8"]),
+        "<h2>Course of each treated patient</h2>" if "swimmer" in shown else "",
         _figure(shown.get("swimmer")),
         "</body></html>",
     ]
