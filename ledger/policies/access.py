@@ -46,6 +46,8 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "decisions": STATE_READERS,
     "summary": STATE_READERS,
     "schedule show": STATE_READERS,
+    "report": STATE_READERS,
+    "export sdtm": STATE_READERS,
     "audit show": TRAIL_READERS,
     "audit export": frozenset({MONITOR, AUDITOR}),
     "verify": frozenset({MONITOR, AUDITOR, ADMIN}),

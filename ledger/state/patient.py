@@ -85,6 +85,11 @@ class PatientState:
     enrolled_on: date | None = None
     dose_level_mg: int | None = None
     bsa_m2: float | None = None
+    cd22_percent: float | None = None
+    abl_mutations: tuple[str, ...] = ()
+    birth_year: int | None = None
+    sex: str | None = None
+    site: str | None = None
     cycles: list[Cycle] = field(default_factory=list)
     modifications: list[tuple[date, int]] = field(default_factory=list)
     doses: list[tuple[date, int, str]] = field(default_factory=list)
@@ -93,9 +98,13 @@ class PatientState:
     assessments: list[Assessment] = field(default_factory=list)
     treatment_ended_on: date | None = None
     end_reason: str | None = None
+    treatment_end_entry_id: str | None = None
     contacts: list[Contact] = field(default_factory=list)
     died_on: date | None = None
+    death_cause: str | None = None
+    death_entry_id: str | None = None
     lost_on: date | None = None
+    lost_entry_id: str | None = None
     missed_visits: list[MissedVisit] = field(default_factory=list)  # recorded by the scheduler
     follow_up_completed_on: date | None = None  # recorded by the scheduler
     dlt_evaluated_on: date | None = None  # the DLT window's last day, recorded by the scheduler
@@ -196,6 +205,9 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
         state.enrolled_on = d["enrolled_on"]
         state.dose_level_mg = d["dose_level_mg"]
         state.bsa_m2 = d["bsa_m2"]
+        state.cd22_percent = d["cd22_percent"]
+        state.abl_mutations = tuple(d["abl_mutations"])
+        state.birth_year, state.sex, state.site = d["birth_year"], d["sex"], d["site"]
     elif kind == "CycleStarted":
         state.cycles.append(Cycle(d["cycle"], d["started_on"], entry.entry_id))
     elif kind == "BosutinibDoseRecorded":
@@ -219,14 +231,18 @@ def _apply(state: PatientState, entry: Entry, protocol: Protocol) -> None:  # no
     elif kind == "TreatmentEnded":
         state.treatment_ended_on = d["ended_on"]
         state.end_reason = _value(d["end_reason"])
+        state.treatment_end_entry_id = entry.entry_id
     elif kind == "FollowUpRecorded":
         state.contacts.append(
             Contact(entry.entry_id, d["contacted_on"], _value(d["vital_status"]), _value(d["disease_status"]))
         )
     elif kind == "DeathRecorded":
         state.died_on = d["died_on"]
+        state.death_cause = d["cause"]
+        state.death_entry_id = entry.entry_id
     elif kind == "LostToFollowUp":
         state.lost_on = d["lost_on"]
+        state.lost_entry_id = entry.entry_id
     elif kind == "FollowUpMissed":
         state.missed_visits.append(MissedVisit(entry.entry_id, d["visit"], d["due_on"], d["window_closed_on"]))
     elif kind == "FollowUpCompleted":

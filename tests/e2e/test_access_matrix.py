@@ -52,6 +52,8 @@ MATRIX: dict[str, tuple[list[str], set[str]]] = {
     "decisions": (["decisions"], {C, I, M, A, S}),
     "summary": (["summary"], {C, I, M, A, S}),
     "schedule show": (["schedule", "show"], {C, I, M, A, S}),
+    "report": (["report", "--json"], {C, I, M, A, S}),
+    "export sdtm": (["export", "sdtm", "--dir", "SDTM", "--no-xpt"], {C, I, M, A, S}),
     "audit show": (["audit"], {C, I, M, A}),
     "audit export": (["audit", "export", "--format", "csv"], {M, A}),
     "verify": (["verify"], {M, A, AD}),
@@ -105,7 +107,7 @@ def test_each_role_is_allowed_and_refused_exactly_what_the_table_says(
     wrong = []
     for action, (argv, allowed) in MATRIX.items():
         for role in ROLES:
-            args = [str(tmp_path / f"{role}.pem") if a == "KEY" else a for a in argv]
+            args = [str(tmp_path / f"{role}.pem") if a == "KEY" else str(tmp_path / f"{role}-sdtm") if a == "SDTM" else a for a in argv]
             code, err = run(args, tokens[role], capsys, monkeypatch)
             refused = code == cli.EXIT_REFUSED and "ACCESS-ROLE" in err
             assert code != cli.EXIT_AUTH, err
