@@ -6,8 +6,12 @@ Writers commit one at a time and in position order (``TrialLedger`` takes the st
 lock before an id is drawn), so every position up to a committed head is either committed or
 was never committed: a gap left by a rolled-back transaction is skipped for good, and an event
 committed later always has a higher position than the head a consumer has already been given.
-A page with fewer events than asked for has read everything up to the head, and says so in
-``next_after`` (the head), so a filtered consumer does not read the same range again.
+An unfiltered page reads the window of positions ``after + 1 … after + limit`` (up to the head):
+a range of the primary key, whatever the database's planner knows about the tables, holding at
+most ``limit`` events (fewer where a gap falls in it); ``next_after`` is the window's end. A
+filtered page reads the matching entries up to the head; when it holds fewer events than asked
+for it has read everything up to the head, and says so in ``next_after`` (the head), so a
+filtered consumer does not read the same range again.
 
 Positions are the event store's notification ids: a rebuild of the read models, a restart or a
 migration never changes them.
@@ -86,10 +90,12 @@ class Feed:
             head = _head(connection)  # first: everything up to it has committed (see the module's notes)
             if head <= after:
                 return FeedPage([], after, head)
-            entries = self._entries(connection, after, head, limit, types, patient_id)
-            if not entries:
-                return FeedPage([], head, head)
             filtered = bool(types) or patient_id is not None
+            # unfiltered: the window of positions after ``after``, a range of the primary key whatever the planner knows
+            last = head if filtered else min(head, after + limit)
+            entries = self._entries(connection, after, last, limit, types, patient_id)
+            if not entries:
+                return FeedPage([], last, head)
             store = self.ledger.store
             if filtered:
                 rows = event_rows_at(connection, store, [e[0] for e in entries])
@@ -98,7 +104,8 @@ class Feed:
             decode = decoder(connection, store)
             owners = {position: (patient_id_, stratum) for position, patient_id_, stratum in entries}
             events = [_document(*decode(row), *owners.get(row[0], (None, None))) for row in rows]
-        next_after = int(entries[-1][0]) if len(entries) == limit else head
+        # a full filtered page ends at its last event; otherwise everything up to ``last`` has been read
+        next_after = int(entries[-1][0]) if filtered and len(entries) == limit else last
         return FeedPage(events, next_after, head)
 
     @staticmethod
