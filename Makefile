@@ -36,13 +36,18 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
-.PHONY: bench-import bench-verify
+.PHONY: bench-import bench-verify bench-feed
 bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
 
 # make bench-verify: ledger verify over an untouched ledger of ~100k events, against reading the same rows
 bench-verify: $(STAMP)
 	$(BIN)/python -m benchmarks.verify_speed $(BENCH_ARGS)
+
+# make bench-feed: catch-up throughput and subscriber lag of `ledger serve` over a ledger of ~50k events, against
+# reading the same events in-process (SQLite, and PostgreSQL when it answers; a few minutes)
+bench-feed: $(STAMP)
+	$(BIN)/python -m benchmarks.feed_speed $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.sqlite *.sqlite-wal *.sqlite-shm
