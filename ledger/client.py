@@ -125,7 +125,7 @@ class Subscription:
         position = saved = self.checkpoint.load()
         while not self._stopped:
             page = self.fetch(position)
-            if self.until_idle and not page["events"]:
+            if self.until_idle and not page["events"] and int(page["next_after"]) == position:  # nothing new (an empty page past a gap is not idle)
                 self._stopped = True
             for handled, event in enumerate(page["events"], start=1):
                 yield event
