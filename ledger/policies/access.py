@@ -55,6 +55,7 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "rebuild": frozenset({ADMIN}),
     "migrate": frozenset({ADMIN}),
     "scheduler run": frozenset({ADMIN}),
+    "relay nats": frozenset({SUBSCRIBER, ADMIN}),  # downstream systems' events, through the broker
     "demo": frozenset(),  # an empty ledger's synthetic trial: never on a ledger with users
     "user bootstrap": frozenset(),  # the first user only
 }
