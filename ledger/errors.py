@@ -8,7 +8,8 @@
     ├── StoreUnavailable      the database cannot be reached or opened          (exit 5)
     ├── DatabaseBehind        the database's tables are at an older revision    (exit 6)
     ├── ChainBroken           the hash chain's head is gone: nothing is written (exit 3)
-    └── NotAuthenticated      no valid credential for a ledger with users       (exit 7)
+    ├── NotAuthenticated      no valid credential for a ledger with users       (exit 7)
+    └── RelayError            the relay's broker or stream (ledger.streams.relay) (exit 9)
 
 Every refusal changes nothing. ``rule_id`` is an id of protocol.md, or one of the ledger's
 own (``PATIENT-UNKNOWN``, ``PATIENT-ENROLLED``, ``ENTRY-TARGET``, ``DEVIATION``), listed in

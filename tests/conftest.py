@@ -6,6 +6,10 @@ PostgreSQL is reached through ``LEDGER_TEST_POSTGRES_URL`` (default: the local s
 meet) and each test starts from empty tables in it. Where no
 server can be reached the PostgreSQL half is skipped with the reason, unless
 ``LEDGER_TEST_REQUIRE_POSTGRES`` is set (as CI does), which makes it fail instead.
+
+The relay's tests publish to NATS with JetStream at ``LEDGER_TEST_NATS_URL`` (default the local
+server), each to a stream of its own (``relay_target``), skipped when no server answers unless
+``LEDGER_TEST_REQUIRE_NATS`` is set.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -23,6 +28,7 @@ from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.clock import FixedClock
 from ledger.domain.values import Actor, Role
+from tests.jetstream_probes import delete_stream, jetstream_answers
 
 SERVER_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -103,3 +109,49 @@ def cheap_credential_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     from argon2.profiles import CHEAPEST
 
     monkeypatch.setattr("ledger.identity.credentials.HASHER", PasswordHasher.from_parameters(CHEAPEST))
+
+
+# --- NATS JetStream, for the relay ---------------------------------------------------------
+
+NATS_URL = os.environ.get("LEDGER_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@dataclass(frozen=True)
+class NatsServer:
+    url: str | None  # None: no server with JetStream could be reached, for the reason in ``why``
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class RelayTarget:
+    """A stream and subject prefix of one test's own on the NATS server."""
+
+    url: str
+    stream: str
+    prefix: str
+
+    def argv(self) -> list[str]:
+        return ["relay", "nats", "--url", self.url, "--stream", self.stream, "--subject-prefix", self.prefix]
+
+
+@pytest.fixture(scope="session")
+def nats_server() -> NatsServer:
+    """The NATS server the relay tests publish to (``LEDGER_TEST_NATS_URL``), when one with JetStream answers."""
+    try:
+        jetstream_answers(NATS_URL)
+    except Exception as error:  # any client error means: not reachable
+        return NatsServer(None, f"NATS with JetStream not reachable at {NATS_URL}: {error.__class__.__name__}: {error}")
+    return NatsServer(NATS_URL)
+
+
+@pytest.fixture
+def relay_target(nats_server: NatsServer) -> Iterator[RelayTarget]:
+    """A fresh stream name and subject prefix, so tests never meet; the stream is deleted afterwards."""
+    if nats_server.url is None:
+        if os.environ.get("LEDGER_TEST_REQUIRE_NATS"):
+            pytest.fail(nats_server.why)
+        pytest.skip(nats_server.why)
+    token = uuid4().hex[:12]
+    target = RelayTarget(nats_server.url, f"TEST_{token}", f"test.{token}")
+    yield target
+    delete_stream(target.url, target.stream)

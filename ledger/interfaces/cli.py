@@ -26,7 +26,18 @@ from ledger.database import current_revision
 from ledger.domain.values import Role
 from ledger.encoding import plain
 from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, DatabaseBehind, InvalidCommand, NotAuthenticated, StoreUnavailable
-from ledger.interfaces import audit_cli, documents, identity_cli, integrity_cli, render, report_cli, scheduler_cli, serve_cli, subscribe_cli
+from ledger.interfaces import (
+    audit_cli,
+    documents,
+    identity_cli,
+    integrity_cli,
+    relay_cli,
+    render,
+    report_cli,
+    scheduler_cli,
+    serve_cli,
+    subscribe_cli,
+)
 from ledger.interfaces.importer import DEFAULT_BATCH_SIZE, ImportFailed, Progress, count_lines, import_file
 from ledger.interfaces.options import (
     EXIT_AUTH,
@@ -159,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="record a clearly labelled synthetic trial into an empty database")
     demo.set_defaults(handler=_demo, action="demo")
-    for module in (audit_cli, scheduler_cli, integrity_cli, identity_cli, serve_cli, subscribe_cli, report_cli):
+    for module in (audit_cli, scheduler_cli, integrity_cli, identity_cli, serve_cli, subscribe_cli, relay_cli, report_cli):
         module.add_parsers(sub)
     return parser
 

@@ -4,7 +4,9 @@ Exit codes (contract.md): 0 success; 1 refused by a rule or invalid input (stder
 rule or field); 2 usage error; 3 integrity failure; 4 a concurrent-write conflict that
 persisted (send again); 5 the database cannot be reached or opened; 6 the database's tables are
 at an older revision (run ``ledger migrate``); 7 the ledger has users and no valid credential
-was given (``LEDGER_TOKEN``); 8 a subscriber's ``--exec`` command failed on an event.
+was given (``LEDGER_TOKEN``); 8 a subscriber's ``--exec`` command failed on an event; 9 the message
+broker cannot be reached, or its stream cannot be extended by the relay (``ledger relay nats``;
+stderr says what to check).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ledger.application import TrialLedger
 from ledger.interfaces.importer import Progress
 from ledger.projections.projector import Projector
 
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND, EXIT_AUTH, EXIT_HANDLER = 0, 1, 2, 3, 4, 5, 6, 7, 8
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_INTEGRITY, EXIT_CONFLICT, EXIT_STORE, EXIT_BEHIND, EXIT_AUTH, EXIT_HANDLER, EXIT_BROKER = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 
 
 def add_time_options(p: argparse.ArgumentParser) -> None:

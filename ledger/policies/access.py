@@ -59,6 +59,7 @@ ALLOWED: dict[str, frozenset[Role]] = {
     "scheduler run": frozenset({ADMIN}),
     "serve": frozenset({ADMIN}),
     "events": frozenset({SUBSCRIBER}),  # the HTTP feed and live stream
+    "relay nats": frozenset({SUBSCRIBER, ADMIN}),  # downstream systems' events, through the broker
     "demo": frozenset(),  # an empty ledger's synthetic trial: never on a ledger with users
     "user bootstrap": frozenset(),  # the first user only
 }
