@@ -19,7 +19,7 @@ migration never changes them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -107,6 +107,15 @@ class Feed:
         # a full filtered page ends at its last event; otherwise everything up to ``last`` has been read
         next_after = int(entries[-1][0]) if filtered and len(entries) == limit else last
         return FeedPage(events, next_after, head)
+
+    def events(self, after: int = 0, limit: int = MAX_LIMIT) -> Iterator[dict[str, Any]]:
+        """Every event committed after ``after`` (until the head as it moves), page by page."""
+        while True:
+            page = self.page(after, limit)
+            yield from page.events
+            if page.next_after == after:
+                return
+            after = page.next_after
 
     @staticmethod
     def _entries(connection: Connection, after: int, head: int, limit: int, types: Collection[str], patient_id: str | None) -> list[Any]:

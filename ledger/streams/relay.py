@@ -273,7 +273,13 @@ class JetStreamRelay:
         self.report.position, self.report.sequence = mark.position, mark.sequence
 
     async def _publish_page(self, broker: Broker) -> int:
-        events = self.feed.page(self.mark.position, self.settings.page_size).events  # a short read: the loop may wait on it
+        after = self.mark.position
+        while True:  # a short read: the loop may wait on it
+            page = self.feed.page(after, self.settings.page_size)
+            if page.events or page.next_after == after:
+                break
+            after = page.next_after  # a window of positions no transaction committed (a gap): read on
+        events = page.events
         if not events:
             return 0
         messages = [Message.of(self.settings.prefix, event) for event in events]

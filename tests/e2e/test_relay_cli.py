@@ -28,7 +28,7 @@ from ledger.identity.directory import Directory
 from ledger.interfaces import cli
 from ledger.interfaces.importer import import_file
 from ledger.interfaces.options import EXIT_BROKER
-from ledger.streams.feed import MAX_LIMIT, Feed
+from ledger.streams.feed import Feed
 from tests.conftest import RelayTarget
 from tests.jetstream_probes import jetstream_answers, message_count, stored_messages
 
@@ -42,10 +42,7 @@ KILLS = 4
 def every_event(database_url: str) -> list[dict[str, Any]]:
     ledger = build_ledger(Settings(database_url=database_url, user="reader"), create=False)
     try:
-        events: list[dict[str, Any]] = []
-        while page := Feed(ledger).page(events[-1]["position"] if events else 0, MAX_LIMIT).events:
-            events += page
-        return events
+        return list(Feed(ledger).events())
     finally:
         ledger.close()
 
