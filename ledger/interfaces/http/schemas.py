@@ -6,6 +6,7 @@ the import file); answers use those of ``ledger.interfaces.documents``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -22,8 +23,20 @@ class Query(Schema):
         unknown = RAISE  # a misspelt parameter is an error, never silently ignored
 
 
+class Instant(fields.AwareDateTime):
+    """A time with offset that is also a time in UTC: ``0001-01-01T00:00:00+01:00`` is not (it falls before year 1)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)  # what the database compares it as
+        except OverflowError:
+            raise ValidationError("must be a time between years 1 and 9999 in UTC") from None
+        return moment
+
+
 class TimeQuery(Query):
-    as_of = fields.AwareDateTime(load_default=None, metadata={"description": "what the ledger knew then (transaction time, ISO 8601 with offset)"})
+    as_of = Instant(load_default=None, metadata={"description": "what the ledger knew then (transaction time, ISO 8601 with offset)"})
     valid_on = fields.Date(load_default=None, metadata={"description": "the clinical state on that date (default today)"})
 
 
