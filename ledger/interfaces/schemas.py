@@ -110,8 +110,13 @@ class EnrollPatientSchema(PatientSchema):
     site = fields.String(load_default=None, validate=IDENTIFIER)
 
 
+#: a cycle number beyond the protocol's 6 is recordable as a deviation (CYCLE-CAP), but not without bound:
+#: the read models keep it as a 32-bit integer
+MAX_CYCLE = 99
+
+
 class StartCycleSchema(PatientSchema):
-    cycle = WholeNumber(required=True, validate=validate.Range(min=1))
+    cycle = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_CYCLE))
     started_on = fields.Date(required=True)
 
 
@@ -146,7 +151,7 @@ class ReportToxicitySchema(PatientSchema):
     attribution = _enum(Attribution, required=True)
     serious = fields.Boolean(load_default=False)
     hematologic = fields.Boolean(load_default=False)
-    ctcae_version = fields.String(load_default="5.0", validate=VERSION)
+    ctcae_version = fields.String(load_default="5.0", validate=[validate.Length(max=16), VERSION])  # the read model's column holds 16
     dlt = fields.Boolean(load_default=None, allow_none=True)
 
 
