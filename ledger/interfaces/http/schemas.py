@@ -41,15 +41,15 @@ class TimeQuery(Query):
 
 
 class StratumQuery(TimeQuery):
-    stratum = fields.String(load_default=None, validate=IDENTIFIER)
+    stratum = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this stratum (default all)", "example": "default"})
 
 
 class DecisionsQuery(Query):
-    stratum = fields.String(load_default=None, validate=IDENTIFIER)
+    stratum = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this stratum (default all)", "example": "default"})
 
 
 class AuditQuery(TimeQuery):
-    patient = fields.String(load_default=None, validate=IDENTIFIER)
+    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's entries", "example": "S001"})
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100_000))
 
 
@@ -70,7 +70,7 @@ class EventTypes(fields.List):  # type: ignore[type-arg]
 class FeedFilters(Query):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": "the last position the consumer has (0: from the start)"})
     type = EventTypes(load_default=list, metadata={"description": "only these event types (repeat, or separate with commas)"})
-    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's events"})
+    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's events", "example": "S001"})
 
 
 class FeedQuery(FeedFilters):
