@@ -25,15 +25,32 @@ from ledger.domain.values import (
 )
 from ledger.errors import InvalidCommand
 
-IDENTIFIER = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}\Z", error="must be 1-64 letters, digits or _.:- (starting with a letter or digit)")
-CODE = validate.Regexp(r"[A-Z][A-Z0-9_]{0,63}\Z", error="must be an upper-case code such as PH_POS_ALL")
-#: free text: something other than blanks, no control characters but tab and newline
-TEXT = validate.And(
-    validate.Length(min=1, max=2000),
-    validate.Regexp(r"(?s)(?=.*\S)[^\x00-\x08\x0b-\x1f\x7f]*\Z", error="must be text with something in it and no control characters"),
-)
-MUTATION = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:*>+-]{0,63}\Z", error="must be a mutation name such as T315I or p.E255K")
-KEY = validate.Regexp(r"[A-Za-z0-9][A-Za-z0-9_.:/#@-]{0,127}\Z", error="must be 1-128 letters, digits or _.:/#@- (starting with a letter or digit)")
+
+class FullMatch(validate.Regexp):
+    """A pattern the whole value must match, published in the OpenAPI document as ``ecma_pattern``.
+
+    ``body`` is written in the syntax Python's ``re`` and ECMA-262 (the regular expressions of
+    OpenAPI and JSON Schema) share, with no top-level ``|``: Python checks ``body\\Z`` from the
+    start; clients are given ``^body$``, which accepts exactly the same values.
+    """
+
+    def __init__(self, body: str, error: str) -> None:
+        super().__init__(body + r"\Z", error=error)
+        self.ecma_pattern = f"^{body}$"
+
+
+IDENTIFIER = FullMatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}", error="must be 1-64 letters, digits or _.:- (starting with a letter or digit)")
+CODE = FullMatch(r"[A-Z][A-Z0-9_]{0,63}", error="must be an upper-case code such as PH_POS_ALL")
+#: characters free text may hold: anything but the control characters other than tab and newline
+_TEXT_CHARACTER = r"[^\x00-\x08\x0b-\x1f\x7f]"
+#: a character of free text that is not blank (Python's whitespace, spelt out so that ECMA-262 agrees)
+_TEXT_MARK = r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+TEXT_PATTERN = FullMatch(f"{_TEXT_CHARACTER}*{_TEXT_MARK}{_TEXT_CHARACTER}*", error="must be text with something in it and no control characters")
+#: free text: something other than blanks, no control characters but tab and newline (a list, so the document shows both)
+TEXT = [validate.Length(min=1, max=2000), TEXT_PATTERN]
+MUTATION = FullMatch(r"[A-Za-z0-9][A-Za-z0-9_.:*>+-]{0,63}", error="must be a mutation name such as T315I or p.E255K")
+KEY = FullMatch(r"[A-Za-z0-9][A-Za-z0-9_.:/#@-]{0,127}", error="must be 1-128 letters, digits or _.:/#@- (starting with a letter or digit)")
+VERSION = FullMatch(r"[0-9]+(\.[0-9]+)*", error="must be a version such as 5.0")
 
 
 class WholeNumber(fields.Integer):
@@ -93,8 +110,13 @@ class EnrollPatientSchema(PatientSchema):
     site = fields.String(load_default=None, validate=IDENTIFIER)
 
 
+#: a cycle number beyond the protocol's 6 is recordable as a deviation (CYCLE-CAP), but not without bound:
+#: the read models keep it as a 32-bit integer
+MAX_CYCLE = 99
+
+
 class StartCycleSchema(PatientSchema):
-    cycle = WholeNumber(required=True, validate=validate.Range(min=1))
+    cycle = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_CYCLE))
     started_on = fields.Date(required=True)
 
 
@@ -124,12 +146,12 @@ class RecordInoInfusionSchema(PatientSchema):
 
 class ReportToxicitySchema(PatientSchema):
     onset_on = fields.Date(required=True)
-    term = fields.String(required=True, validate=validate.And(TEXT, validate.Length(max=200)))
+    term = fields.String(required=True, validate=[*TEXT, validate.Length(max=200)])
     grade = WholeNumber(required=True, validate=validate.Range(1, 5))
     attribution = _enum(Attribution, required=True)
     serious = fields.Boolean(load_default=False)
     hematologic = fields.Boolean(load_default=False)
-    ctcae_version = fields.String(load_default="5.0", validate=validate.Regexp(r"^\d+(\.\d+)*$", error="must be a version such as 5.0"))
+    ctcae_version = fields.String(load_default="5.0", validate=[validate.Length(max=16), VERSION])  # the read model's column holds 16
     dlt = fields.Boolean(load_default=None, allow_none=True)
 
 

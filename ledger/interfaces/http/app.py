@@ -18,6 +18,7 @@ from flask import Flask, Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Api, Blueprint
 from sqlalchemy.exc import SQLAlchemyError
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from ledger.application import TrialLedger
@@ -35,7 +36,7 @@ from ledger.errors import (
     StoreUnavailable,
 )
 from ledger.interfaces import documents
-from ledger.interfaces.http import schemas
+from ledger.interfaces.http import openapi, schemas
 from ledger.interfaces.http.context import ServerContext
 from ledger.interfaces.http.streaming import event_stream, long_poll
 from ledger.interfaces.schemas import SCHEMAS, parse_command
@@ -43,11 +44,15 @@ from ledger.policies import access
 from ledger.projections.projector import Projector
 
 FEED_ACTION = "events"
+#: on a read, these refusals mean "there is no such thing" (404); on a command they stay rule refusals (409)
+UNKNOWN_SUBJECTS = ("PATIENT-UNKNOWN", "STRATUM-UNKNOWN")
 JSON_ERRORS = {code: schemas.ErrorDocument for code in (401, 403, 404, 409, 422, 503)}
 
 
 class LedgerApi(Api):  # type: ignore[misc]
     """flask-smorest's Api, whose parameter errors name each field as the ledger's own errors do."""
+
+    ERROR_SCHEMA = schemas.ErrorDocument  # every error answers with it, also those the document lists only as `default`
 
     def handle_http_exception(self, error: HTTPException) -> Any:
         data = getattr(error, "data", None)
@@ -59,6 +64,16 @@ class LedgerApi(Api):  # type: ignore[misc]
             }
             return _error(error.code or 422, "invalid request: " + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())), errors=errors)
         return _error(error.code or 500, error.description or error.name)
+
+
+class LedgerBlueprint(Blueprint):  # type: ignore[misc]
+    """flask-smorest's Blueprint, whose query schemas refuse a parameter they do not know.
+
+    webargs would drop unknown query parameters whatever the schema says; ``unknown=None`` leaves
+    it to each schema (``schemas.Query``: a misspelt ``valid_on`` is an error, not today's state).
+    """
+
+    ARGUMENTS_PARSER = FlaskParser(unknown=None)
 
 
 def create_app(context: ServerContext) -> Flask:
@@ -78,6 +93,7 @@ def create_app(context: ServerContext) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]  # the documents' own order (contract.md)
     app.extensions["ledger"] = context
     api = LedgerApi(app)
+    openapi.publish_patterns(api)
     api.register_blueprint(_commands())
     api.register_blueprint(_reads())
     api.register_blueprint(_events())
@@ -119,7 +135,9 @@ def _shown_to(actor: Actor, document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _commands() -> Blueprint:
-    blp = Blueprint("commands", __name__, url_prefix="/commands", description="Record facts: the commands of contract.md, validated as the CLI and import do.")
+    blp = LedgerBlueprint(
+        "commands", __name__, url_prefix="/commands", description="Record facts: the commands of contract.md, validated as the CLI and import do."
+    )
     for name, schema_cls in SCHEMAS.items():
         _command_route(blp, name, schema_cls)
     return blp
@@ -158,7 +176,7 @@ def _command_route(blp: Blueprint, name: str, schema_cls: type) -> None:
 _ERROR_MEANINGS = {
     401: "not signed in: the ledger has users and the bearer token is missing or wrong",
     403: "the user's role may not do this (rule ACCESS-ROLE)",
-    404: "no such patient",
+    404: "no such patient (or, for a read by stratum, no such stratum)",
     409: "refused by a rule of the protocol (rule_id names it); nothing was recorded",
     422: "malformed: `errors` names each bad field; nothing was recorded",
     503: "the database is unavailable, or a write conflict persisted: send it again",
@@ -169,9 +187,9 @@ _ERROR_MEANINGS = {
 
 
 def _reads() -> Blueprint:
-    blp = Blueprint("state", __name__, description="The trial's state, as known at any time and on any clinical date.")
+    blp = LedgerBlueprint("state", __name__, description="The trial's state, as known at any time and on any clinical date.")
 
-    @blp.route("/patients/<string:patient_id>")
+    @blp.route("/patients/<string:patient_id>", parameters=[openapi.PATIENT_ID])
     class PatientView(MethodView):
         @blp.arguments(schemas.TimeQuery, location="query")
         @blp.response(200, documents.PatientDocument)
@@ -186,11 +204,12 @@ def _reads() -> Blueprint:
                 _viewed(ledger, actor, "patient show", {"patient_id": patient_id, **query})
             return _shown_to(actor, document)
 
-    @blp.route("/patients/<string:patient_id>/history")
+    @blp.route("/patients/<string:patient_id>/history", parameters=[openapi.PATIENT_ID])
     class HistoryView(MethodView):
+        @blp.arguments(schemas.Query, location="query")
         @blp.response(200, documents.HistoryDocument)
-        @_errors(blp, 401, 403, 404, 503)
-        def get(self, patient_id: str) -> dict[str, Any]:
+        @_errors(blp, 401, 403, 404, 422, 503)
+        def get(self, query: dict[str, Any], patient_id: str) -> dict[str, Any]:
             """Every entry of a patient, oldest first: who recorded what, when and why."""
             from ledger.queries import patient_history
 
@@ -204,7 +223,7 @@ def _reads() -> Blueprint:
     class EscalationView(MethodView):
         @blp.arguments(schemas.StratumQuery, location="query")
         @blp.response(200, documents.EscalationDocument)
-        @_errors(blp, 401, 403, 422, 503)
+        @_errors(blp, 401, 403, 404, 422, 503)
         def get(self, query: dict[str, Any]) -> dict[str, Any]:
             """The 3+3 escalation per stratum: levels, DLTs, decisions and the next action."""
             from ledger.queries import escalation_document
@@ -219,7 +238,7 @@ def _reads() -> Blueprint:
     class DecisionsView(MethodView):
         @blp.arguments(schemas.DecisionsQuery, location="query")
         @blp.response(200, documents.DecisionsDocument)
-        @_errors(blp, 401, 403, 422, 503)
+        @_errors(blp, 401, 403, 404, 422, 503)
         def get(self, query: dict[str, Any]) -> dict[str, Any]:
             """Each escalation decision, its basis, and whether rule ESC-3PLUS3 would still give it."""
             from ledger.provenance import decisions_document
@@ -244,7 +263,7 @@ def _reads() -> Blueprint:
                 Projector(ledger).catch_up()  # every entry committed so far, whoever recorded it
                 document = audit_trail(ledger, patient_id=query["patient"], as_of=query["as_of"], valid_on=query["valid_on"], limit=query["limit"])
                 _viewed(ledger, actor, "audit show", query)
-            return cast(dict[str, Any], plain(document))
+            return {**document, "entries": plain(document["entries"])}  # as_of and valid_on stay typed for the schema
 
     return blp
 
@@ -253,7 +272,7 @@ def _reads() -> Blueprint:
 
 
 def _events() -> Blueprint:
-    blp = Blueprint("events", __name__, description="Every committed event in commit order, for downstream systems (docs/streams.md).")
+    blp = LedgerBlueprint("events", __name__, description="Every committed event in commit order, for downstream systems (docs/streams.md).")
 
     @blp.route("/events")
     class FeedView(MethodView):
@@ -300,7 +319,7 @@ def _last_event_id(after: int) -> int:
 
 
 def _health() -> Blueprint:
-    blp = Blueprint("health", __name__, description="Whether the server reaches its database.")
+    blp = LedgerBlueprint("health", __name__, description="Whether the server reaches its database.")
 
     @blp.route("/health")
     class HealthView(MethodView):
@@ -346,7 +365,7 @@ def _ledger_error(error: LedgerError) -> Response:
         return _error(422, f"invalid: {error}", errors=error.errors)
     if isinstance(error, CommandRefused):
         violations = [{"rule_id": v.rule_id, "message": v.message} for v in error.violations]
-        code = 403 if error.rule_id == access.RULE else 404 if error.rule_id == "PATIENT-UNKNOWN" and request.method == "GET" else 409
+        code = 403 if error.rule_id == access.RULE else 404 if error.rule_id in UNKNOWN_SUBJECTS and request.method == "GET" else 409
         return _error(code, f"refused: {error}", rule_id=error.rule_id, violations=violations)
     if isinstance(error, ConcurrentWriteError):
         return _error(503, f"conflict: {error}")

@@ -6,6 +6,7 @@ the import file); answers use those of ``ledger.interfaces.documents``.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
@@ -22,21 +23,33 @@ class Query(Schema):
         unknown = RAISE  # a misspelt parameter is an error, never silently ignored
 
 
+class Instant(fields.AwareDateTime):
+    """A time with offset that is also a time in UTC: ``0001-01-01T00:00:00+01:00`` is not (it falls before year 1)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)  # what the database compares it as
+        except OverflowError:
+            raise ValidationError("must be a time between years 1 and 9999 in UTC") from None
+        return moment
+
+
 class TimeQuery(Query):
-    as_of = fields.AwareDateTime(load_default=None, metadata={"description": "what the ledger knew then (transaction time, ISO 8601 with offset)"})
+    as_of = Instant(load_default=None, metadata={"description": "what the ledger knew then (transaction time, ISO 8601 with offset)"})
     valid_on = fields.Date(load_default=None, metadata={"description": "the clinical state on that date (default today)"})
 
 
 class StratumQuery(TimeQuery):
-    stratum = fields.String(load_default=None, validate=IDENTIFIER)
+    stratum = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this stratum (default all)", "example": "default"})
 
 
 class DecisionsQuery(Query):
-    stratum = fields.String(load_default=None, validate=IDENTIFIER)
+    stratum = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this stratum (default all)", "example": "default"})
 
 
 class AuditQuery(TimeQuery):
-    patient = fields.String(load_default=None, validate=IDENTIFIER)
+    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's entries", "example": "S001"})
     limit = fields.Integer(load_default=None, validate=validate.Range(min=1, max=100_000))
 
 
@@ -57,7 +70,7 @@ class EventTypes(fields.List):  # type: ignore[type-arg]
 class FeedFilters(Query):
     after = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={"description": "the last position the consumer has (0: from the start)"})
     type = EventTypes(load_default=list, metadata={"description": "only these event types (repeat, or separate with commas)"})
-    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's events"})
+    patient = fields.String(load_default=None, validate=IDENTIFIER, metadata={"description": "only this patient's events", "example": "S001"})
 
 
 class FeedQuery(FeedFilters):
