@@ -12,7 +12,7 @@ stderr says what to check).
 from __future__ import annotations
 
 import argparse
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from ledger.application import TrialLedger
 from ledger.interfaces.importer import Progress
@@ -33,6 +33,10 @@ def timestamp(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 timestamp") from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} needs an offset, e.g. {text}+00:00")
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is no time in UTC (out of range)") from None
     return value
 
 
