@@ -19,24 +19,26 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.application import Cache, LRUCache
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, OperationalError, Recording
+from eventsourcing.persistence import IntegrityError, OperationalError, PersistenceError, Recording
 from eventsourcing_sqlalchemy.datastore import Transaction
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 from sqlalchemy.exc import OperationalError as SQLOperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ledger import outages
 from ledger.clock import Clock
 from ledger.commands import Command, IssueCredential
 from ledger.domain.access import AccessRecord
@@ -45,7 +47,7 @@ from ledger.domain.events import LedgerEvent
 from ledger.domain.patient import Patient
 from ledger.domain.values import Actor
 from ledger.encoding import plain
-from ledger.errors import ChainBroken, CommandRefused, ConcurrentWriteError, InvalidCommand, LedgerError, Violation
+from ledger.errors import ChainBroken, CommandRefused, CommitUnknown, ConcurrentWriteError, InvalidCommand, LedgerError, StoreUnavailable, Violation
 from ledger.handlers import ChangesParser, Decider
 from ledger.integrity import chain
 from ledger.persistence import ChainHead, CommandRow, CredentialRow, EntryRow, EventStore, cache_known_current
@@ -70,6 +72,7 @@ _COMMANDS = cast(Table, CommandRow.__table__)
 _HEAD = cast(Table, ChainHead.__table__)
 _CREDENTIALS = cast(Table, CredentialRow.__table__)
 _IDS_PER_QUERY = 500
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -157,6 +160,8 @@ class TrialLedger:
     """The trial's ledger: records commands as events and answers questions about them."""
 
     max_attempts = 8
+    #: how long a writer waits for a database that cannot be reached before giving up (``ledger.outages``)
+    outage_seconds = 60.0
 
     def __init__(self, store: EventStore, protocol: Protocol, clock: Clock, parse_changes: ChangesParser) -> None:
         self.store = store
@@ -170,6 +175,7 @@ class TrialLedger:
         self._head: int | None = None  # the last event position this ledger committed; None: unknown
         self._tips: dict[str, bytes] = {}  # aggregate id → last link of its hash chain, while the cache is current
         self._secured = False  # users registered: once true, true for good
+        self.on_outage: Callable[[str], None] | None = None  # told each time a write waits for the database
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -192,6 +198,9 @@ class TrialLedger:
 
     def handle(self, command: Command, actor: Actor) -> Outcome:
         """Record ``command`` for ``actor``, or raise a ``LedgerError`` and record nothing."""
+        return self._through_outages(lambda: self._handle_with_retries(command, actor), [command])
+
+    def _handle_with_retries(self, command: Command, actor: Actor) -> Outcome:
         for attempt in range(self.max_attempts):
             try:
                 return self._handle_once(command, actor)
@@ -213,6 +222,9 @@ class TrialLedger:
         committed). A conflict with a concurrent writer rolls the whole batch back; it is then
         recorded command by command, each with the retries of ``handle``.
         """
+        return self._through_outages(lambda: self._batch(commands, actor, stop_at_refusal), commands)
+
+    def _batch(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool) -> list[Outcome | LedgerError]:
         try:
             with self._writing(commands) as write:
                 results: list[Outcome | LedgerError] = []
@@ -240,6 +252,37 @@ class TrialLedger:
                     break
         return results
 
+    def _through_outages(self, attempt: Callable[[], _T], commands: Sequence[Command]) -> _T:
+        """Run ``attempt``, waiting out a database that cannot be reached (``ledger.outages``) for ``outage_seconds``.
+
+        A failure before the commit recorded nothing, so the attempt is made again. A connection
+        lost while committing leaves it unknown whether the commit happened: the attempt is made
+        again only when every command has a ``command_id`` (a commit that did happen is then
+        acknowledged as a duplicate); otherwise the user is told to check.
+        """
+        deadline = time.monotonic() + self.outage_seconds
+        pause = 0.25
+        while True:
+            try:
+                return attempt()
+            except CommitUnknown:
+                if not commands or not all(c.command_id for c in commands):
+                    raise
+                error_text = "the connection was lost while committing"
+            except (OperationalError, SQLOperationalError, PersistenceError, SQLAlchemyError) as error:
+                if outages.failure_of(error) is not outages.Failure.UNREACHABLE:
+                    raise
+                error_text = outages.explain(error).split(" (", 1)[0]
+            if time.monotonic() + pause > deadline:
+                raise StoreUnavailable(
+                    f"the database could not be reached for {self.outage_seconds:g} s; nothing more was recorded: "
+                    "check that it is running and LEDGER_DATABASE_URL, then run the command again"
+                )
+            if self.on_outage is not None:
+                self.on_outage(f"{error_text}; trying again in {pause:g} s")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
     def _forget_cached(self) -> None:
         """Drop cached aggregates: within a rolled-back transaction they may have seen its events."""
         self._head = None
@@ -261,6 +304,7 @@ class TrialLedger:
         When no other writer committed an event since this ledger's own last commit, its
         cached aggregates are current and are used without asking the store for newer events.
         """
+        committing = False
         try:
             with self.transaction() as session:
                 self._begin_write(session)
@@ -274,6 +318,7 @@ class TrialLedger:
                 with cache_known_current() if current else nullcontext():
                     yield write
                 write.flush()
+                committing = True
             self._head = write.head
             self._tips = write.tips
         except ChainBroken:
@@ -281,8 +326,13 @@ class TrialLedger:
             raise
         except LedgerError:  # refused before anything was written: the cache holds nothing of it
             raise
-        except BaseException:
+        except BaseException as error:
             self._forget_cached()
+            if committing and outages.failure_of(error) is outages.Failure.UNREACHABLE:
+                raise CommitUnknown(
+                    "the connection to the database was lost while committing: the command may or may not have been recorded; "
+                    "look it up (ledger patient history, the feed) or send it again with a command_id"
+                ) from error
             raise
 
     def _begin_write(self, session: Session) -> None:
@@ -364,7 +414,7 @@ class TrialLedger:
     def secured(self) -> bool:
         """Has a user been registered? From then on every command checks its role (rule ACCESS-ROLE)."""
         if not self._secured:
-            self._secured = self.records.has_users()
+            self._secured = self._through_outages(self.records.has_users, [])
         return self._secured
 
     def load_patient(self, patient_id: str, as_of: datetime | None = None) -> Patient:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from ledger import outages
 from ledger.application import TrialLedger
 from ledger.clock import Clock, SystemClock
 from ledger.database import current_revision, head_revision, is_new, upgrade
@@ -83,8 +84,12 @@ def build_store(settings: Settings, create: bool = True) -> EventStore:
     try:
         store = EventStore(env=env)
     except Exception as error:  # the driver's own errors vary: say what to check
-        raise StoreUnavailable(f"cannot open the ledger database {_redact(settings.database_url)}: {error}") from error
-    tune_sqlite(store.recorder.datastore.engine)  # type: ignore[attr-defined]
+        raise StoreUnavailable(f"cannot open the ledger database {_redact(settings.database_url)}: {outages.explain(error)}") from error
+    engine = store.recorder.datastore.engine  # type: ignore[attr-defined]
+    tune_sqlite(engine)
+    if engine.dialect.name != "sqlite":
+        # test each pooled connection as it is taken: after a server restart the first use meets a new connection, not an error
+        engine.pool._pre_ping = True
     return store
 
 

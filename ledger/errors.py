@@ -6,6 +6,7 @@
     │   └── RuleViolations    one or more protocol rules, each with its id
     ├── ConcurrentWriteError  other writers kept changing the same record      (exit 4)
     ├── StoreUnavailable      the database cannot be reached or opened          (exit 5)
+    │   └── CommitUnknown     lost while committing: look the command up        (exit 5)
     ├── DatabaseBehind        the database's tables are at an older revision    (exit 6)
     ├── ChainBroken           the hash chain's head is gone: nothing is written (exit 3)
     ├── NotAuthenticated      no valid credential for a ledger with users       (exit 7)
@@ -77,6 +78,10 @@ class ConcurrentWriteError(LedgerError):
 
 class StoreUnavailable(LedgerError):
     """The event store cannot be reached or opened."""
+
+
+class CommitUnknown(StoreUnavailable):
+    """The connection was lost while committing: whether the command was recorded is not known."""
 
 
 class DatabaseBehind(LedgerError):

@@ -20,6 +20,7 @@ from eventsourcing.persistence import PersistenceError
 from marshmallow import fields
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger import outages
 from ledger.application import TrialLedger
 from ledger.bootstrap import Settings, build_ledger
 from ledger.database import current_revision
@@ -74,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         ledger = build_ledger(settings, migrate=getattr(args, "migrates", False), create=not getattr(args, "reads_only", False))
+        ledger.on_outage = lambda message: print(f"database: {message}", file=sys.stderr, flush=True)
         settings = identity_cli.signed_in(args, ledger, settings)
         return int(args.handler(args, ledger, settings))
     except NotAuthenticated as error:
@@ -101,8 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader went away (``ledger ... | head``): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except (StoreUnavailable, PersistenceError, SQLAlchemyError) as error:
-        print(f"database error: {error}\ncheck LEDGER_DATABASE_URL and that the database server is running", file=sys.stderr)
+    except StoreUnavailable as error:
+        print(f"database error: {error}", file=sys.stderr)
+        return EXIT_STORE
+    except (PersistenceError, SQLAlchemyError) as error:
+        print(f"database error: {outages.explain(error)}", file=sys.stderr)
         return EXIT_STORE
     finally:
         if ledger is not None:

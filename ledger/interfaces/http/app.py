@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
+from ledger import outages
 from ledger.application import TrialLedger
 from ledger.domain.access import RecordsViewed
 from ledger.domain.values import Actor, Role
@@ -378,4 +379,6 @@ def _ledger_error(error: LedgerError) -> Response:
 
 def _store_error(error: Exception) -> Response:
     current_app.logger.warning("database error: %s", error)
-    return _error(503, "database unavailable: the request was not completed; nothing half-written is kept. Try again.")
+    failure = outages.failure_of(error)
+    why = f" ({failure.value})" if failure is not None else ""
+    return _error(503, f"the database is unavailable{why}: the request was not completed and nothing of it was recorded; try again")

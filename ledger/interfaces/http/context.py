@@ -22,6 +22,8 @@ from ledger.identity.directory import Directory
 from ledger.streams.feed import Feed
 from ledger.streams.watch import HeadWatcher
 
+#: how long a request's write waits for a database that cannot be reached before answering 503
+REQUEST_OUTAGE_SECONDS = 10.0
 #: how long a verified token is trusted without checking it again (argon2 costs tens of milliseconds)
 TOKEN_TTL_SECONDS = 5.0
 
@@ -56,6 +58,7 @@ class ServerContext:
             ledger = self._idle.get_nowait()
         except Empty:
             ledger = build_ledger(self.settings, create=False)
+            ledger.outage_seconds = REQUEST_OUTAGE_SECONDS
             with self._lock:
                 self._all.append(ledger)
         try:
