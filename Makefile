@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
-.PHONY: bench-import bench-verify bench-feed
+.PHONY: bench-import bench-verify bench-feed bench-outage
 bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
 
@@ -51,3 +51,7 @@ bench-feed: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.sqlite *.sqlite-wal *.sqlite-shm
+
+# make bench-outage: restarts the local PostgreSQL during an import and during `ledger serve` (run it where nothing else needs the server)
+bench-outage: $(STAMP)
+	$(BIN)/python -m benchmarks.outage $(BENCH_ARGS)
