@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
-.PHONY: bench-import bench-verify bench-feed bench-outage
+.PHONY: bench-import bench-verify bench-feed bench-outage torture
 bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
 
@@ -55,3 +55,8 @@ clean:
 # make bench-outage: restarts the local PostgreSQL during an import and during `ledger serve` (run it where nothing else needs the server)
 bench-outage: $(STAMP)
 	$(BIN)/python -m benchmarks.outage $(BENCH_ARGS)
+
+# make torture: an import, the projection follower and the NATS relay each killed with SIGKILL 50 times at random
+# moments and resumed, on SQLite and PostgreSQL; prints kills, lost and duplicated events (BENCH_ARGS="--kills 10" for fewer)
+torture: $(STAMP)
+	$(BIN)/python -m benchmarks.torture $(BENCH_ARGS)
