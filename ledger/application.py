@@ -157,7 +157,14 @@ class _Write:
 
 
 class TrialLedger:
-    """The trial's ledger: records commands as events and answers questions about them."""
+    """The trial's ledger: records commands as events and answers questions about them.
+
+    ``max_attempts``: how many times a command is tried against a conflict with other writers
+    (a lock wait that ran out, a unique index) before ``ConcurrentWriteError`` reports it.
+    ``conflicts_retried`` counts, since this ledger was opened, the attempts made again after a
+    conflict: each retry of ``handle``, and each batch of ``handle_batch`` that a conflict
+    rolled back and that is recorded again command by command.
+    """
 
     max_attempts = 8
     #: how long a writer waits for a database that cannot be reached before giving up (``ledger.outages``)
@@ -176,6 +183,7 @@ class TrialLedger:
         self._tips: dict[str, bytes] = {}  # aggregate id → last link of its hash chain, while the cache is current
         self._secured = False  # users registered: once true, true for good
         self.on_outage: Callable[[str], None] | None = None  # told each time a write waits for the database
+        self.conflicts_retried = 0
 
     @property
     def recorder(self) -> SQLAlchemyApplicationRecorder:
@@ -207,6 +215,9 @@ class TrialLedger:
             except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
                 if not _is_conflict(conflict):
                     raise
+                if attempt + 1 == self.max_attempts:
+                    break
+                self.conflicts_retried += 1
                 time.sleep(0.005 * (2**attempt))
         raise ConcurrentWriteError(
             f"{command.name}: the record kept changing under {self.max_attempts} attempts by other writers; "
@@ -239,6 +250,7 @@ class TrialLedger:
         except (IntegrityError, OperationalError, SQLIntegrityError, SQLOperationalError) as conflict:
             if not _is_conflict(conflict):
                 raise
+            self.conflicts_retried += 1
         return self._one_by_one(commands, actor, stop_at_refusal)
 
     def _one_by_one(self, commands: Sequence[Command], actor: Actor, stop_at_refusal: bool) -> list[Outcome | LedgerError]:
@@ -443,7 +455,9 @@ def _is_conflict(error: Exception) -> bool:
     if isinstance(error, (IntegrityError, SQLIntegrityError)):
         return True
     message = str(error).lower()
-    return "locked" in message or "deadlock" in message or "could not serialize" in message
+    # a lock wait that ran out (SQLite's "database is locked", PostgreSQL's "canceling statement due to lock timeout"),
+    # a deadlock, a serialization failure
+    return any(sign in message for sign in ("locked", "lock timeout", "deadlock", "could not serialize"))
 
 
 def command_fingerprint(command: Command) -> str:
