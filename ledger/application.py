@@ -167,6 +167,8 @@ class TrialLedger:
     """
 
     max_attempts = 8
+    #: how long one attempt waits for another writer's lock on PostgreSQL (SQLite: the busy timeout, also 30 s)
+    lock_wait_seconds = 30.0
     #: how long a writer waits for a database that cannot be reached before giving up (``ledger.outages``)
     outage_seconds = 60.0
 
@@ -262,6 +264,10 @@ class TrialLedger:
                 results.append(refusal)
                 if stop_at_refusal:
                     break
+            except ConcurrentWriteError as conflict:
+                if not results:
+                    raise
+                raise ConcurrentWriteError(f"{conflict} (the {len(results)} command(s) before it in the batch were recorded)") from conflict
         return results
 
     def _through_outages(self, attempt: Callable[[], _T], commands: Sequence[Command]) -> _T:
@@ -354,9 +360,10 @@ class TrialLedger:
         across writers, so "as of" a time never shows an entry committed after one it hides.
         """
         if self._sqlite:
-            session.execute(text("BEGIN IMMEDIATE"))
-        else:
-            session.execute(text(f"LOCK TABLE {self.recorder.events_table_name} IN EXCLUSIVE MODE"))
+            session.execute(text("BEGIN IMMEDIATE"))  # waits up to the connection's busy timeout
+        else:  # a bounded wait, as SQLite's: a lock held longer is a conflict, retried up to max_attempts, then reported
+            wait_ms = round(self.lock_wait_seconds * 1000)
+            session.execute(text(f"SET LOCAL lock_timeout = {wait_ms}; LOCK TABLE {self.recorder.events_table_name} IN EXCLUSIVE MODE"))
 
     def _prior_commands(self, session: Session, commands: Sequence[Command]) -> dict[str, tuple[list[str], str | None]]:
         """The entry ids and fingerprints of the commands' ids recorded before, by id."""

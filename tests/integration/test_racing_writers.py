@@ -290,9 +290,10 @@ def write_lock_held(database_url: str) -> Iterator[None]:
 
 def impatient_ledger(database_url: str, clock: FixedClock, wait_ms: int) -> TrialLedger:
     """A ledger whose writers wait at most ``wait_ms`` for the store's write lock (SQLite's busy timeout, PostgreSQL's lock_timeout)."""
-    if not database_url.startswith("sqlite"):
-        return build_ledger(Settings(database_url=f"{database_url}?options=-c%20lock_timeout%3D{wait_ms}", user="impatient"), clock=clock)
     trial = build_ledger(Settings(database_url=database_url, user="impatient"), clock=clock)
+    if not database_url.startswith("sqlite"):
+        trial.lock_wait_seconds = wait_ms / 1000
+        return trial
 
     @event.listens_for(trial.engine, "connect")
     def _wait_less(dbapi_connection: Any, _record: Any) -> None:  # runs after the ledger's own listener, which waits 30 s
