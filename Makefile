@@ -36,7 +36,7 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.scale $(BENCH_ARGS)
 
-.PHONY: bench-import bench-verify bench-feed bench-outage torture
+.PHONY: bench-import bench-verify bench-feed bench-outage bench-racing torture
 bench-import: $(STAMP)
 	$(BIN)/python -m benchmarks.import_speed
 
@@ -60,3 +60,8 @@ bench-outage: $(STAMP)
 # moments and resumed, on SQLite and PostgreSQL; prints kills, lost and duplicated events (BENCH_ARGS="--kills 10" for fewer)
 torture: $(STAMP)
 	$(BIN)/python -m benchmarks.torture $(BENCH_ARGS)
+
+# make bench-racing: 4 writer processes recording the same patients' facts at once, against one writer with the same
+# commands (SQLite, and PostgreSQL when it answers; about 1.5 minutes)
+bench-racing: $(STAMP)
+	$(BIN)/python -m benchmarks.racing $(BENCH_ARGS)
