@@ -43,17 +43,20 @@ def check_death_final(state: PatientState, day: date, what: str) -> list[Violati
 
 
 def check_treatment_window(state: PatientState, day: date, what: str) -> list[Violation]:
-    """TREAT-WINDOW: on or after enrollment, on or before end of treatment, before death."""
+    """TREAT-WINDOW: on or after enrollment, on or before end of treatment, before death.
+
+    A date after both the end of treatment and the death breaks both rules, and both are named
+    (a deviation acknowledges each).
+    """
     pid = state.patient_id
     if state.enrolled_on is not None and day < state.enrolled_on:
         return [Violation("TREAT-WINDOW", f"{what} on {_d(day)} is before patient {pid} was enrolled on {_d(state.enrolled_on)}")]
+    found = []
     if state.treatment_ended_on is not None and day > state.treatment_ended_on:
-        return [Violation("TREAT-WINDOW", f"treatment of patient {pid} ended on {_d(state.treatment_ended_on)}; {what} on {_d(day)} is after it")]
-    if state.died_on is not None and day > state.died_on:
-        return check_death_final(state, day, what)
-    if state.died_on is not None and day == state.died_on:
-        return [Violation("TREAT-WINDOW", f"patient {pid} died on {_d(day)}; {what} must be dated before the death")]
-    return []
+        found.append(Violation("TREAT-WINDOW", f"treatment of patient {pid} ended on {_d(state.treatment_ended_on)}; {what} on {_d(day)} is after it"))
+    if state.died_on is not None and day == state.died_on and not found:
+        found.append(Violation("TREAT-WINDOW", f"patient {pid} died on {_d(day)}; {what} must be dated before the death"))
+    return found + check_death_final(state, day, what)
 
 
 def check_start_cycle(state: PatientState, cmd: StartCycle, protocol: Protocol) -> list[Violation]:

@@ -51,6 +51,17 @@ def test_a_dose_dated_after_the_death_is_refused() -> None:
     assert "died on 2016-03-10; a bosutinib dose dated 2016-03-11 cannot be added" in found[0].message
 
 
+def test_a_dose_dated_after_both_the_end_of_treatment_and_the_death_names_both_rules() -> None:
+    course = on_treatment()
+    course.end("2016-03-05", "PROGRESSION")
+    course.death(DIED.isoformat())
+
+    found = check_bosutinib_dose(course.state(), RecordBosutinibDose(patient_id="P001", taken_on=DIED + ONE_DAY, dose_mg=300), PROTOCOL)
+
+    assert rule_ids(found) == ["TREAT-WINDOW", "DEATH-FINAL"]
+    assert "ended on 2016-03-05" in found[0].message and "died on 2016-03-10" in found[1].message
+
+
 def test_a_dose_dated_before_the_death_and_entered_after_it_is_allowed() -> None:
     state = dead().state()
 
