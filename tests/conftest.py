@@ -10,6 +10,10 @@ server can be reached the PostgreSQL half is skipped with the reason, unless
 The relay's tests publish to NATS with JetStream at ``LEDGER_TEST_NATS_URL`` (default the local
 server), each to a stream of its own (``relay_target``), skipped when no server answers unless
 ``LEDGER_TEST_REQUIRE_NATS`` is set.
+
+Hypothesis runs its ``default`` profile; ``HYPOTHESIS_PROFILE=slow`` selects ``slow``: 1,000
+examples where a test sets no number of its own, and the command-stream test's larger sizes
+(more than 10,000 commands).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from ledger.application import TrialLedger
@@ -29,6 +34,9 @@ from ledger.bootstrap import Settings, build_ledger
 from ledger.clock import FixedClock
 from ledger.domain.values import Actor, Role
 from tests.jetstream_probes import delete_stream, jetstream_answers
+
+settings.register_profile("slow", max_examples=1000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 SERVER_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
