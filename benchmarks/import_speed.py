@@ -59,7 +59,7 @@ def fresh_database(server: str | None, tmp: Path, name: str) -> Iterator[str]:
         yield f"sqlite:///{tmp / (name + '.sqlite')}"
         return
     database = f"ledger_bench_{name}_{os.getpid()}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", pool_pre_ping=True)  # the server may have restarted meanwhile
     with admin.connect() as connection:
         connection.execute(text(f"CREATE DATABASE {database}"))
     try:

@@ -11,10 +11,10 @@ change it): run it where nothing else needs the server at that moment.
 2. **Serve**: ``ledger serve`` in a subprocess; a client posts a new enrollment every 20 ms and
    reads ``/health``; the server is restarted. Figures: how long requests failed (first failure to
    first success after it), how many answered 503, and that every command answered 201 is in the
-   ledger exactly once and none answered otherwise is (0 lost, 0 phantom). The server is never
-   restarted.
+   ledger exactly once and none answered otherwise is (0 lost, 0 phantom), and the slowest answer
+   (a request that waited the outage out). The server is never restarted.
 
-    python -m benchmarks.outage [--patients 60] [--server URL] [--json]
+    python -m benchmarks.outage [--patients 60] [--server URL] [--down-seconds S] [--json]
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from benchmarks.generate import write
 from benchmarks.import_speed import fresh_database
@@ -46,9 +48,13 @@ def ledger_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ledger.interfaces.cli", *args]
 
 
-def restart_command() -> list[str]:
+def restart_command(down_seconds: float = 0.0) -> list[str]:
+    """``pg_ctlcluster … restart``; with ``down_seconds``, stop, stay down that long, then start."""
     version = sorted(os.listdir("/etc/postgresql"))[0]
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
+    cluster = f"pg_ctlcluster --skip-systemctl-redirect {version} main"
+    if down_seconds > 0:
+        return ["sh", "-c", f"{cluster} stop && sleep {down_seconds:g} && {cluster} start"]
+    return [*cluster.split(), "restart"]
 
 
 def count(url: str, sql: str) -> int:
@@ -62,10 +68,41 @@ def count(url: str, sql: str) -> int:
         engine.dispose()
 
 
-def restart(command: list[str]) -> float:
-    started = time.perf_counter()
+def restart(command: list[str], url: str) -> tuple[float, float]:
+    """Restart the server; how long the command took, and how long the server could not be used meanwhile.
+
+    A probe opens a new connection and runs ``SELECT 1`` every 10 ms; the server is unusable from
+    the start of the first probe that fails to the start of the next one that succeeds.
+    """
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 10})
+    probes: list[tuple[float, bool]] = []  # (started, succeeded)
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                probes.append((started, True))
+            except Exception:
+                probes.append((started, False))
+            time.sleep(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    began = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - started
+    took = time.perf_counter() - began
+    time.sleep(0.5)  # the probe sees the server answer again
+    done.set()
+    prober.join()
+    engine.dispose()
+    first_failure = next((t for t, ok in probes if not ok), None)
+    if first_failure is None:
+        return took, 0.0
+    back = next((t for t, ok in probes if ok and t > first_failure), probes[-1][0])
+    return took, back - first_failure
 
 
 def import_scenario(url: str, patients: int, tmp: Path, command: list[str]) -> dict[str, Any]:
@@ -78,15 +115,17 @@ def import_scenario(url: str, patients: int, tmp: Path, command: list[str]) -> d
     started = time.perf_counter()
     importer = subprocess.Popen(ledger_command("import", str(path), "--batch-size", "20", "--json"), env=env, stdout=subprocess.PIPE, stderr=log)
     progress: list[tuple[float, int]] = []
-    restarted_for = None
-    while importer.poll() is None:
-        events = count(url, "SELECT count(*) FROM ledger_events")
-        now = time.perf_counter()
-        if events >= 0 and (not progress or events > progress[-1][1]):
-            progress.append((now, events))
-        if restarted_for is None and events > lines // 3:
-            restarted_for = restart(command)
-        time.sleep(0.05)
+    restarting: Future[tuple[float, float]] | None = None
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the restart runs beside the watch on the import's progress
+        while importer.poll() is None:
+            events = count(url, "SELECT count(*) FROM ledger_events")
+            now = time.perf_counter()
+            if events >= 0 and (not progress or events > progress[-1][1]):
+                progress.append((now, events))
+            if restarting is None and events > lines // 3:
+                restarting = pool.submit(restart, command, url)
+            time.sleep(0.05)
+        restarted_for, down_for = restarting.result() if restarting else (None, 0.0)
     report = json.loads(importer.stdout.read() or b"{}") if importer.stdout else {}
     log.close()
     elapsed = time.perf_counter() - started
@@ -99,6 +138,7 @@ def import_scenario(url: str, patients: int, tmp: Path, command: list[str]) -> d
         "recorded": report.get("recorded"),
         "duplicates_acknowledged": report.get("duplicates"),
         "restart_seconds": round(restarted_for or 0.0, 2),
+        "unavailable_seconds": round(down_for, 2),
         "longest_stall_seconds": round(stall, 2),
         "import_seconds": round(elapsed, 2),
         "lost": max(lines - kinds, 0),
@@ -122,6 +162,7 @@ def serve_scenario(url: str, tmp: Path, command: list[str], seconds: float = 8.0
         base = f"http://127.0.0.1:{found.group(1)}" if found else None
     assert base is not None, log_path.read_text()
     answers: list[tuple[float, str, int]] = []  # (time, patient id, status)
+    waits: list[float] = []  # how long each request took to be answered
     stop = threading.Event()
 
     def post_forever() -> None:
@@ -132,6 +173,7 @@ def serve_scenario(url: str, tmp: Path, command: list[str], seconds: float = 8.0
             body = json.dumps({"patient_id": patient, "enrolled_on": "2016-03-01", "diagnosis": "PH_POS_ALL", "phase": "I",
                                "stratum": f"r{n // 3}", "cd22_percent": 50.0, "abl_mutations": [], "bsa_m2": 1.8}).encode()
             request = urllib.request.Request(f"{base}/commands/enroll_patient", data=body, headers={"Content-Type": "application/json"})
+            sent = time.perf_counter()
             try:
                 with urllib.request.urlopen(request, timeout=30) as response:
                     status = response.status
@@ -140,13 +182,14 @@ def serve_scenario(url: str, tmp: Path, command: list[str], seconds: float = 8.0
             except OSError:
                 status = 0
             answers.append((time.perf_counter(), patient, status))
+            waits.append(answers[-1][0] - sent)
             time.sleep(0.02)
 
     poster = threading.Thread(target=post_forever)
     poster.start()
     time.sleep(seconds / 3)
     restarted_at = time.perf_counter()
-    restart_seconds = restart(command)
+    restart_seconds, down_for = restart(command, url)
     time.sleep(seconds * 2 / 3)
     stop.set()
     poster.join()
@@ -167,7 +210,10 @@ def serve_scenario(url: str, tmp: Path, command: list[str], seconds: float = 8.0
         "answered_503": sum(1 for a in answers if a[2] == 503),
         "other_failures": sum(1 for a in answers if a[2] not in (201, 503)),
         "restart_seconds": round(restart_seconds, 2),
+        "unavailable_seconds": round(down_for, 2),
         "failing_seconds": round(recovered - first_failure, 2) if first_failure and recovered else 0.0,
+        "slowest_answer_seconds": round(max(waits, default=0.0), 2),
+        "median_answer_seconds": round(sorted(waits)[len(waits) // 2], 3) if waits else 0.0,
         "recovered_after_restart_seconds": round((recovered or restarted_at) - restarted_at, 2),
         "lost": len(created - set(enrolled)),
         "phantom": len(set(enrolled) - created),
@@ -181,9 +227,10 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=60)
     parser.add_argument("--server", default=SERVER, help="the PostgreSQL server (an admin URL); its cluster is restarted")
     parser.add_argument("--restart-command", help="how to restart the server (default: pg_ctlcluster VERSION main restart)")
+    parser.add_argument("--down-seconds", type=float, default=0.0, help="stop the server, keep it down this long, then start it")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    command = args.restart_command.split() if args.restart_command else restart_command()
+    command = args.restart_command.split() if args.restart_command else restart_command(args.down_seconds)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -196,12 +243,15 @@ def main() -> None:
         return
     i, s = results["import"], results["serve"]
     print("PostgreSQL restarted during an import")
-    print(f"  restart {i['restart_seconds']} s; import exit {i['exit']}, {i['import_seconds']} s, longest stall {i['longest_stall_seconds']} s")
+    print(f"  restart {i['restart_seconds']} s (server unusable for {i['unavailable_seconds']} s)")
+    print(f"  import exit {i['exit']}, {i['import_seconds']} s, longest stall {i['longest_stall_seconds']} s")
     print(f"  lines {i['lines']}: lost {i['lost']}, duplicated {i['duplicated']}; verify {'ok' if i['verify_ok'] else 'FAILED'}")
     print("PostgreSQL restarted during ledger serve")
-    print(f"  restart {s['restart_seconds']} s; {s['requests']} requests: {s['answered_201']} recorded, {s['answered_503']} answered 503, "
+    print(f"  restart {s['restart_seconds']} s (server unusable for {s['unavailable_seconds']} s)")
+    print(f"  {s['requests']} requests: {s['answered_201']} recorded, {s['answered_503']} answered 503, "
           f"{s['other_failures']} other failures")
-    print(f"  requests failed for {s['failing_seconds']} s; lost {s['lost']}, phantom {s['phantom']}, duplicated {s['duplicated']}; "
+    print(f"  requests failed for {s['failing_seconds']} s; slowest answer {s['slowest_answer_seconds']} s "
+          f"(median {s['median_answer_seconds']} s); lost {s['lost']}, phantom {s['phantom']}, duplicated {s['duplicated']}; "
           "the server was not restarted")
 
 

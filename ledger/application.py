@@ -299,7 +299,7 @@ class TrialLedger:
             if self.on_outage is not None:
                 self.on_outage(f"{error_text}; trying again in {pause:g} s")
             time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+            pause = min(pause * 2, 2.0)  # so a database back again is used within 2 s
 
     def _forget_cached(self) -> None:
         """Drop cached aggregates: within a rolled-back transaction they may have seen its events."""
