@@ -35,7 +35,7 @@ def report_document(ledger: TrialLedger, as_of: datetime | None = None, valid_on
         "protocol_version": ledger.protocol.version,
         "as_of": as_of,
         "valid_on": data.valid_on,
-        "patients": {"enrolled": len(data.patients), "treated": len(data.treated()), "by_phase": _phase_counts(data)},
+        "patients": _population(data),
         "objectives": {
             "O1": o1_escalation(ledger, data),
             "O2": o2_response(data),
@@ -403,10 +403,13 @@ def _event(p: PatientRecord, t: Any) -> dict[str, Any]:
 # --- shared ---------------------------------------------------------------------------------
 
 
-def _phase_counts(data: TrialData) -> dict[str, dict[str, int]]:
-    return {
+def _population(data: TrialData) -> dict[str, Any]:
+    """Patients enrolled and treated, overall and per phase, with their enrollment and first-treatment entries."""
+    by_phase = {
         phase: {"enrolled": sum(1 for p in data.patients if p.phase == phase), "treated": len(data.treated(phase))} for phase in PHASES
     }
+    entry_ids = {p.enrolled.entry_id for p in data.patients} | {p.treated.entry_id for p in data.patients if p.treated}
+    return {"enrolled": len(data.patients), "treated": len(data.treated()), "by_phase": by_phase, "entry_ids": sorted(entry_ids)}
 
 
 def _union(doc: Any) -> set[str]:

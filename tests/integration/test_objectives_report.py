@@ -172,6 +172,8 @@ def test_the_report_as_of_before_a_late_response_was_recorded_counts_it_not(ledg
 def test_the_report_on_a_clinical_date_counts_only_what_had_happened_by_then(ledger: TrialLedger, trial: Trial) -> None:
     early = report_document(ledger, valid_on=D("2016-02-01"))
     assert early["patients"]["enrolled"] == 3  # P4-P6 enrolled on 02-08
+    assert {trial.ids[f"P{n} enrolled"] for n in (1, 2, 3)} <= set(early["patients"]["entry_ids"])
+    assert trial.ids["P4 enrolled"] not in early["patients"]["entry_ids"]
     assert early["objectives"]["O2"]["overall"]["cr_cri"]["count"] == 2
     assert early["objectives"]["O4"]["deaths"] == 0
 
