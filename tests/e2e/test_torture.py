@@ -16,6 +16,7 @@ from tests.conftest import SERVER_URL
 
 pytestmark = pytest.mark.slow
 KILLS = 3
+PATIENTS = 12 * KILLS  # 37 lines each: enough that the import is still at work at the last kill
 
 
 @pytest.fixture
@@ -35,11 +36,11 @@ def rng() -> random.Random:
 def test_an_import_killed_at_random_moments_ends_equal_to_a_clean_import(
     database_url: str, clean_url: str, tmp_path: Path, rng: random.Random
 ) -> None:
-    outcome = import_torment(database_url, clean_url, tmp_path, patients=6 * KILLS, kills=KILLS, rng=rng, backend="test")
+    outcome = import_torment(database_url, clean_url, tmp_path, patients=PATIENTS, kills=KILLS, rng=rng, backend="test")
     assert outcome.kills.kills == KILLS, outcome.notes
     assert outcome.kills.mid_work >= 1
     assert (outcome.lost, outcome.duplicated, outcome.out_of_order) == (0, 0, False)
-    assert outcome.events == 6 * KILLS * 38 + 2 * KILLS  # 37 lines a patient, an assignment each, an opening per stratum of 3
+    assert outcome.events == PATIENTS * 38 + PATIENTS // 3  # 37 lines a patient, an assignment each, an opening per stratum of 3
     assert outcome.read_models_equal_rebuild is True, outcome.notes
     assert outcome.verified is True
 
