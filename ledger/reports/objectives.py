@@ -156,8 +156,13 @@ def population(patients: list[PatientRecord]) -> dict[str, Any]:
     return {
         "n": len(patients),
         "patients_in": [p.patient_id for p in patients],
-        "population_entry_ids": sorted({p.enrolled.entry_id for p in patients} | {p.treated.entry_id for p in patients if p.treated}),
+        "population_entry_ids": enrollment_and_treatment_entries(patients),
     }
+
+
+def enrollment_and_treatment_entries(patients: list[PatientRecord]) -> list[str]:
+    """The patients' enrollment and first-treatment entry ids, sorted."""
+    return sorted({p.enrolled.entry_id for p in patients} | {p.treated.entry_id for p in patients if p.treated})
 
 
 def rate(patients: list[PatientRecord], fact: Callable[[PatientRecord], Dated | None]) -> dict[str, Any]:
@@ -408,8 +413,8 @@ def _population(data: TrialData) -> dict[str, Any]:
     by_phase = {
         phase: {"enrolled": sum(1 for p in data.patients if p.phase == phase), "treated": len(data.treated(phase))} for phase in PHASES
     }
-    entry_ids = {p.enrolled.entry_id for p in data.patients} | {p.treated.entry_id for p in data.patients if p.treated}
-    return {"enrolled": len(data.patients), "treated": len(data.treated()), "by_phase": by_phase, "entry_ids": sorted(entry_ids)}
+    entry_ids = enrollment_and_treatment_entries(data.patients)
+    return {"enrolled": len(data.patients), "treated": len(data.treated()), "by_phase": by_phase, "entry_ids": entry_ids}
 
 
 def _union(doc: Any) -> set[str]:
